@@ -1,0 +1,68 @@
+//! Fused causal multi-head self-attention over a `[B*T, 3C]` qkv projection.
+
+use std::ops::Range;
+
+use cllm_tensor::kernels::attention::{AttentionShape, attention_backward, attention_forward};
+
+use crate::Graph;
+use crate::backward::{Bufs, scratch};
+use crate::op::Op;
+use crate::val::{Val, ValId};
+
+impl<'t> Graph<'t> {
+    /// Causal self-attention with `heads` heads over `qkv[B*T, 3C]` (queries, keys and values
+    /// side by side in each row) for sequences of length `t`. Returns `[B*T, C]`.
+    ///
+    /// # Panics
+    /// If `qkv`'s columns are not a multiple of 3, its rows not a multiple of `t`, or `heads`
+    /// does not divide `C`.
+    pub fn attention(&mut self, qkv: Val<'t>, t: usize, heads: usize) -> Val<'t> {
+        let (rows, cols) = self.shape(qkv);
+        assert!(
+            cols.is_multiple_of(3),
+            "attention: qkv has {cols} columns, not 3C"
+        );
+        assert!(
+            t > 0 && rows.is_multiple_of(t),
+            "attention: {rows} rows are not whole sequences of {t}"
+        );
+        let c = cols / 3;
+        assert!(
+            heads > 0 && c.is_multiple_of(heads),
+            "attention: {heads} heads do not divide C = {c}"
+        );
+        let shape = AttentionShape {
+            b: rows / t,
+            t,
+            c,
+            nh: heads,
+        };
+        let out = self.tape.alloc_val(rows, c, self.needs_grad(qkv.id), false);
+        let probs = self.tape.alloc_aux(shape.probs_len());
+        let rq = self.tape.info(qkv.id).range();
+        let (before, y, saved) = self.tape.inputs_out_aux(out, probs.clone());
+        attention_forward(y, saved, &before[rq], shape);
+        self.tape.ops.push(Op::Attention {
+            qkv: qkv.id,
+            shape,
+            probs,
+            out,
+        });
+        Val::new(out)
+    }
+}
+
+pub(crate) fn backward(
+    bufs: &mut Bufs,
+    qkv: ValId,
+    shape: AttentionShape,
+    probs: Range<usize>,
+    out: ValId,
+) {
+    let qv = bufs.value(qkv);
+    let pv = &bufs.aux[probs];
+    let tmp = scratch(bufs.scratch, shape.scratch_len());
+    if let (dy, Some(dqkv)) = bufs.grads.dy_dx(out, qkv) {
+        attention_backward(dqkv, tmp, dy, qv, pv, shape);
+    }
+}

@@ -1,0 +1,11 @@
+//! One file per op family: the `Graph` method that records the forward pass, next to the
+//! function that runs its backward pass.
+
+pub(crate) mod attention;
+pub(crate) mod cross_entropy;
+pub(crate) mod elementwise;
+pub(crate) mod embedding;
+pub(crate) mod gelu;
+pub(crate) mod layernorm;
+pub(crate) mod linear;
+pub(crate) mod matmul;

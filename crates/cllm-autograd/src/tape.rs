@@ -1,0 +1,173 @@
+//! [`Tape`]: the per-step arena that records values and ops, reused step after step.
+//!
+//! Recording only appends; [`Tape::graph`] starts a step by truncating every buffer to zero
+//! length while keeping its capacity. So after the largest step has been seen once, recording
+//! and backward allocate nothing, and memory cannot grow with the number of steps.
+//!
+//! Gradient invariant: outside a backward pass, every element of `grads` is zero. Backward
+//! restores it as it goes — once an op's backward has consumed the gradient of its output,
+//! that span is zeroed while it is still in cache — and the gradients of leaves (inputs),
+//! kept readable after backward, are zeroed when the next step starts. This replaces a
+//! full-arena `fill(0.0)` per step with zeroing that touches only hot lines.
+
+use std::ops::Range;
+
+use crate::op::{Op, OpKind};
+use crate::val::{ValId, ValInfo};
+use crate::{Graph, ParamLayout};
+
+/// Storage for one step's forward values, their gradients and the saved buffers backward needs.
+#[derive(Debug, Default)]
+pub struct Tape {
+    pub(crate) ops: Vec<Op>,
+    pub(crate) vals: Vec<ValInfo>,
+    /// Forward values, bump-allocated; `arena_used` elements are live this step.
+    pub(crate) arena: Vec<f32>,
+    pub(crate) arena_used: usize,
+    /// Gradients of values, same indices as `arena`; all zero outside backward (see module docs).
+    pub(crate) grads: Vec<f32>,
+    /// Saved floats that have no gradient (softmax probabilities, layer-norm statistics),
+    /// bump-allocated like the arena; `aux_used` elements are live this step.
+    pub(crate) aux: Vec<f32>,
+    pub(crate) aux_used: usize,
+    /// Saved integers (token ids, targets).
+    pub(crate) ids: Vec<u32>,
+    /// Scratch for backward kernels; contents meaningless between uses.
+    pub(crate) scratch: Vec<f32>,
+    /// Leaves whose gradients backward left readable; zeroed when the next step starts.
+    pub(crate) dirty_leaves: Vec<Range<usize>>,
+}
+
+/// Sizes of a tape's buffers, in bytes (for memory reports and the reuse test).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TapeStats {
+    /// Bytes reserved by all buffers (capacity, not length).
+    pub capacity_bytes: usize,
+    /// Bytes of forward values recorded in the current step.
+    pub arena_used_bytes: usize,
+    /// Ops recorded in the current step.
+    pub ops: usize,
+}
+
+impl Tape {
+    /// An empty tape. Buffers grow during the first steps and are reused afterwards.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a step: clears the previous one (keeping capacity) and returns the recorder.
+    ///
+    /// `params` is the flat parameter buffer laid out by `layout`; ops that use parameters read
+    /// them from it.
+    ///
+    /// # Panics
+    /// If `params.len()` differs from `layout.len()`.
+    pub fn graph<'t>(&'t mut self, params: &'t [f32], layout: &'t ParamLayout) -> Graph<'t> {
+        assert_eq!(
+            params.len(),
+            layout.len(),
+            "parameter buffer does not match its layout"
+        );
+        self.reset();
+        Graph::new(self, params, layout)
+    }
+
+    /// Drops the recorded step, keeping every buffer's capacity.
+    pub fn reset(&mut self) {
+        for r in self.dirty_leaves.drain(..) {
+            self.grads[r].fill(0.0);
+        }
+        self.ops.clear();
+        self.vals.clear();
+        self.arena_used = 0;
+        self.aux_used = 0;
+        self.ids.clear();
+    }
+
+    /// Buffer sizes now.
+    pub fn stats(&self) -> TapeStats {
+        let f = std::mem::size_of::<f32>();
+        let capacity_bytes = self.ops.capacity() * std::mem::size_of::<Op>()
+            + self.vals.capacity() * std::mem::size_of::<ValInfo>()
+            + (self.arena.capacity() + self.grads.capacity() + self.aux.capacity()) * f
+            + self.scratch.capacity() * f
+            + self.ids.capacity() * std::mem::size_of::<u32>()
+            + self.dirty_leaves.capacity() * std::mem::size_of::<Range<usize>>();
+        TapeStats {
+            capacity_bytes,
+            arena_used_bytes: self.arena_used * f,
+            ops: self.ops.len(),
+        }
+    }
+
+    /// Kinds of the ops recorded in the current step, in recording order.
+    pub fn op_kinds(&self) -> impl Iterator<Item = OpKind> + '_ {
+        self.ops.iter().map(Op::kind)
+    }
+
+    /// Reserves a new `[rows, cols]` value at the end of the arena.
+    pub(crate) fn alloc_val(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        needs_grad: bool,
+        leaf: bool,
+    ) -> ValId {
+        let start = self.arena_used;
+        self.arena_used += rows * cols;
+        if self.arena.len() < self.arena_used {
+            // New elements are zero, which also keeps the all-zero gradient invariant.
+            self.arena.resize(self.arena_used, 0.0);
+            self.grads.resize(self.arena_used, 0.0);
+        }
+        let id = ValId(u32::try_from(self.vals.len()).expect("fewer than 2^32 values per step"));
+        self.vals.push(ValInfo {
+            start,
+            rows,
+            cols,
+            needs_grad,
+            leaf,
+        });
+        id
+    }
+
+    /// Reserves `len` saved floats in `aux`.
+    pub(crate) fn alloc_aux(&mut self, len: usize) -> Range<usize> {
+        let start = self.aux_used;
+        self.aux_used += len;
+        if self.aux.len() < self.aux_used {
+            self.aux.resize(self.aux_used, 0.0);
+        }
+        start..self.aux_used
+    }
+
+    /// Saves integers in `ids`.
+    pub(crate) fn push_ids(&mut self, values: &[u32]) -> Range<usize> {
+        let start = self.ids.len();
+        self.ids.extend_from_slice(values);
+        start..start + values.len()
+    }
+
+    pub(crate) fn info(&self, v: ValId) -> ValInfo {
+        self.vals[v.index()]
+    }
+
+    /// The arena split at the start of `out`: everything recorded before it (read-only, where
+    /// the inputs live) and `out`'s own span (to write).
+    pub(crate) fn inputs_and_out(&mut self, out: ValId) -> (&[f32], &mut [f32]) {
+        let r = self.vals[out.index()].range();
+        let (before, rest) = self.arena[..r.end].split_at_mut(r.start);
+        (before, rest)
+    }
+
+    /// Like [`inputs_and_out`](Self::inputs_and_out), plus the saved-float range `aux` to write.
+    pub(crate) fn inputs_out_aux(
+        &mut self,
+        out: ValId,
+        aux: Range<usize>,
+    ) -> (&[f32], &mut [f32], &mut [f32]) {
+        let r = self.vals[out.index()].range();
+        let (before, rest) = self.arena[..r.end].split_at_mut(r.start);
+        (before, rest, &mut self.aux[aux])
+    }
+}

@@ -1,0 +1,111 @@
+//! The tape's memory must stop growing after the first steps.
+//!
+//! This file is its own test binary because it installs a counting global allocator and
+//! reads the process-wide live-heap figure; it holds one test so that no other test's
+//! allocations run concurrently and blur that figure.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cllm_autograd::{ParamLayout, Tape};
+
+/// Counts live heap bytes. Every allocation adds its size, every free subtracts it.
+struct Counting;
+
+/// Live heap bytes: written by every (de)allocation with `Relaxed` (a plain counter; no other
+/// memory is published through it), read by the test between steps on the same thread.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
+// `GlobalAlloc` contract that `System` fulfils holds; the counter has no effect on memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded from our caller, who upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` was returned by `alloc` above (i.e. by `System`) with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged; `ptr` came from `System` with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn tape_and_heap_stop_growing_over_1000_steps() {
+    // A small transformer-shaped graph: embedding, layer norm, qkv, attention, MLP, loss.
+    let (b, t, c, v) = (2, 8, 16, 11);
+    let mut layout = ParamLayout::new();
+    let wte = layout.push("wte", &[v, c]);
+    let wpe = layout.push("wpe", &[t, c]);
+    let ln = layout.push("ln.w", &[c]);
+    let qkv_w = layout.push("qkv.w", &[3 * c, c]);
+    let fc = layout.push("fc.w", &[4 * c, c]);
+    let proj = layout.push("proj.w", &[c, 4 * c]);
+    let mut params: Vec<f32> = (0..layout.len())
+        .map(|i| ((i * 7919) % 200) as f32 / 1000.0 - 0.1)
+        .collect();
+    layout.slice_mut(ln, &mut params).fill(1.0);
+    let mut grads = layout.zeros();
+    let tokens: Vec<u32> = (0..b * t).map(|i| (i * 5 % v) as u32).collect();
+    let targets: Vec<u32> = (0..b * t).map(|i| ((i * 5 + 1) % v) as u32).collect();
+
+    let mut tape = Tape::new();
+    let mut record = Vec::new();
+    for step in 0..1000 {
+        grads.fill(0.0);
+        let loss = {
+            let mut g = tape.graph(&params, &layout);
+            let x = g.embedding(&tokens, wte, Some(wpe), t);
+            let h = g.layernorm(x, ln, None);
+            let qkv = g.linear(h, qkv_w, None);
+            let a = g.attention(qkv, t, 2);
+            let x = g.add(x, a);
+            let h = g.linear(x, fc, None);
+            let h = g.gelu(h);
+            let h = g.linear(h, proj, None);
+            let x = g.add(x, h);
+            let logits = g.linear(x, wte, None);
+            let loss = g.cross_entropy(logits, &targets);
+            g.backward(loss, &mut grads);
+            g.scalar(loss)
+        };
+        for (p, d) in params.iter_mut().zip(&grads) {
+            *p -= 0.05 * d;
+        }
+        if step == 0 || step == 9 || step == 999 {
+            record.push((
+                step,
+                loss,
+                tape.stats().capacity_bytes,
+                LIVE.load(Ordering::Relaxed),
+            ));
+        }
+    }
+    let (_, first_loss, _, _) = record[0];
+    let (_, _, cap10, heap10) = record[1];
+    let (_, last_loss, cap1000, heap1000) = record[2];
+    assert!(
+        last_loss < first_loss,
+        "the graph should train: {first_loss} -> {last_loss}"
+    );
+    assert_eq!(
+        cap1000, cap10,
+        "tape capacity grew between step 10 and step 1000"
+    );
+    assert_eq!(
+        heap1000, heap10,
+        "live heap grew between step 10 and step 1000: {heap10} -> {heap1000}"
+    );
+}

@@ -1,0 +1,70 @@
+//! GEMM throughput on the shapes of one nanoGPT-cpu training step, for every compiled backend.
+//!
+//! Run: `cargo bench -p cllm-tensor` (add `--features openblas` to include OpenBLAS; set
+//! `OPENBLAS_CORETYPE=SkylakeX` first on AVX-512 machines). Throughput is printed as
+//! `elem/s` where one element is one floating-point operation, so `Gelem/s` reads GFLOP/s.
+//!
+//! Shapes come from the nanoGPT CPU config: B*T = 768 rows, C = 128, 4C = 512, V = 65,
+//! T = 64, head size 32. `m x k x n` with the layout the step uses them in.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use cllm_tensor::kernels::matmul::{Backend, GemmSpec, matmul_with};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+/// (name, spec): every distinct GEMM of one forward + backward step.
+fn step_shapes() -> Vec<(&'static str, GemmSpec)> {
+    let (n, c, v, t, hs) = (768, 128, 65, 64, 32);
+    vec![
+        ("qkv_fwd_NT", GemmSpec::nt(n, c, 3 * c)),
+        ("attn_proj_fwd_NT", GemmSpec::nt(n, c, c)),
+        ("fc_fwd_NT", GemmSpec::nt(n, c, 4 * c)),
+        ("fc_proj_fwd_NT", GemmSpec::nt(n, 4 * c, c)),
+        ("lm_head_fwd_NT", GemmSpec::nt(n, c, v)),
+        ("qkv_dx_NN", GemmSpec::nn(n, 3 * c, c)),
+        ("fc_dx_NN", GemmSpec::nn(n, 4 * c, c)),
+        ("fc_proj_dx_NN", GemmSpec::nn(n, c, 4 * c)),
+        ("lm_head_dx_NN", GemmSpec::nn(n, v, c)),
+        ("qkv_dw_TN", GemmSpec::tn(3 * c, n, c)),
+        ("fc_dw_TN", GemmSpec::tn(4 * c, n, c)),
+        ("fc_proj_dw_TN", GemmSpec::tn(c, n, 4 * c)),
+        ("lm_head_dw_TN", GemmSpec::tn(v, n, c)),
+        ("attn_scores_NT", GemmSpec::nt(t, hs, t)),
+        ("attn_mix_NN", GemmSpec::nn(t, t, hs)),
+        ("attn_dv_TN", GemmSpec::tn(t, t, hs)),
+    ]
+}
+
+fn operand(rows: usize, cols: usize) -> Vec<f32> {
+    (0..rows * cols)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect()
+}
+
+fn gemm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemm");
+    group.warm_up_time(Duration::from_millis(300));
+    group.measurement_time(Duration::from_secs(1));
+    group.sample_size(20);
+    for (name, spec) in step_shapes() {
+        let a = operand(spec.m.max(spec.k), spec.m.max(spec.k));
+        let b = operand(spec.k.max(spec.n), spec.k.max(spec.n));
+        let mut out = operand(spec.m, spec.n);
+        group.throughput(Throughput::Elements(spec.flops() as u64));
+        for &backend in Backend::all().iter().filter(|&&b| b != Backend::Naive) {
+            group.bench_with_input(
+                BenchmarkId::new(name, backend.name()),
+                &spec,
+                |bench, spec| {
+                    bench
+                        .iter(|| matmul_with(backend, spec, black_box(&a), black_box(&b), &mut out))
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gemm);
+criterion_main!(benches);

@@ -1,0 +1,829 @@
+//! Preparing a corpus: sources -> documents (each file read once) -> tokenizer -> token shards,
+//! cached by a key so a second run with unchanged inputs reuses the shards without reading
+//! any source.
+//!
+//! A prepared directory `<cache>/prepared/<name>-<key>/` holds `train.bin`, `val.bin`,
+//! `tokenizer.json` and `dataset.json`. It is built in a sibling temporary directory and
+//! renamed into place only when complete, so a failure leaves nothing half-written.
+//!
+//! Memory: one source file at a time is in memory (at most [`PrepareOptions::max_file_bytes`],
+//! 64 MiB by default; a SQuAD file needs about three times its size while parsed), plus
+//! I/O buffers of a few MiB and the tokenizer (a BPE trainer sees at most [`BPE_TRAIN_BYTES`]
+//! of text, which bounds its statistics). The corpus as a whole is never held in memory: documents go to a spill file and are read back in
+//! [`crate::spill::CHUNK_BYTES`] pieces.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::checksum::{Expected, hex, sha256_hex};
+use crate::error::{DataError, Result};
+use crate::fetch::DataDirs;
+use crate::registry::{self, Format, Resolved};
+use crate::shard::{ShardReader, ShardWriter, copy_range};
+use crate::source::{Loaded, SkipReason, SourceReader};
+use crate::spill::{DocSplit, SpillWriter};
+use crate::squad::{self, SquadStats};
+use crate::summary::{DatasetSummary, InputFile, PREPARED_VERSION, SkippedFile, peak_rss_bytes};
+use crate::tokenizer::{Tokenizer, TokenizerKind};
+use crate::walk::{self, Candidate};
+
+/// Text put between consecutive documents of one split.
+pub const DOC_SEPARATOR: &str = "\n\n";
+/// Share of an auto-split corpus that goes to training (nanoGPT's 90%).
+pub const TRAIN_FRACTION: f64 = 0.9;
+/// Default BPE vocabulary when neither the dataset nor the user gives one.
+pub const DEFAULT_BPE_VOCAB: usize = 2048;
+/// Default size limit per source file.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 20;
+/// At most this much text (a sample spread over the corpus) trains a BPE tokenizer, which
+/// bounds the trainer's time and memory whatever the corpus size. The whole corpus is encoded.
+pub const BPE_TRAIN_BYTES: u64 = 32 << 20;
+
+/// What to prepare.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A registered dataset, `name` or `name/variant`.
+    Named(String),
+    /// A file or a directory.
+    Path(PathBuf),
+    /// Texts given in memory (name, text); `name` identifies the collection.
+    Texts {
+        /// Name of the collection (`builtin`).
+        name: String,
+        /// (document name, text) pairs.
+        texts: Vec<(String, String)>,
+    },
+}
+
+/// Options of [`prepare`].
+#[derive(Clone, Debug)]
+pub struct PrepareOptions {
+    /// What to prepare.
+    pub source: Source,
+    /// Where dataset files are looked up (and downloaded to).
+    pub data_dirs: DataDirs,
+    /// Tokenizer; `None` takes the dataset's default (`char` for paths and texts).
+    pub tokenizer: Option<TokenizerKind>,
+    /// Format of the files of a [`Source::Path`] (named datasets know theirs); `None` is text.
+    pub format: Option<Format>,
+    /// BPE vocabulary size; `None` takes the dataset's default or [`DEFAULT_BPE_VOCAB`].
+    pub vocab_size: Option<usize>,
+    /// Root of the prepared-data cache.
+    pub cache_dir: PathBuf,
+    /// Source files larger than this are skipped.
+    pub max_file_bytes: u64,
+    /// Whether missing dataset files may be downloaded.
+    pub allow_download: bool,
+    /// Each split must hold at least this many tokens (one sequence plus its target).
+    pub min_tokens: u64,
+}
+
+impl PrepareOptions {
+    /// Defaults for `source`: search dirs from the environment, cache in the user cache dir.
+    pub fn new(source: Source) -> Self {
+        PrepareOptions {
+            source,
+            data_dirs: DataDirs::new(None),
+            tokenizer: None,
+            format: None,
+            vocab_size: None,
+            cache_dir: default_cache_dir(),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            allow_download: true,
+            min_tokens: 2,
+        }
+    }
+}
+
+/// `$CLLM_CACHE_DIR`, else the user cache directory's `cllm`, else `./.cllm-cache`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CLLM_CACHE_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::cache_dir()
+        .map(|d| d.join("cllm"))
+        .unwrap_or_else(|| PathBuf::from(".cllm-cache"))
+}
+
+/// A train or validation split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Training tokens.
+    Train,
+    /// Validation tokens.
+    Val,
+}
+
+impl Split {
+    fn file_name(self) -> &'static str {
+        match self {
+            Split::Train => "train.bin",
+            Split::Val => "val.bin",
+        }
+    }
+}
+
+/// A prepared corpus.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The prepared-data directory.
+    pub dir: PathBuf,
+    /// Its `dataset.json`.
+    pub summary: DatasetSummary,
+    /// Its tokenizer.
+    pub tokenizer: Tokenizer,
+    /// True if an earlier preparation was reused.
+    pub reused: bool,
+}
+
+impl Prepared {
+    /// Opens a split's shard.
+    pub fn open(&self, split: Split) -> Result<ShardReader> {
+        ShardReader::open(&self.dir.join(split.file_name()))
+    }
+
+    /// Writes `dataset.json` and `tokenizer.json` into `run_dir` (each through a temporary
+    /// file and a rename).
+    pub fn write_run_files(&self, run_dir: &Path) -> Result<()> {
+        fs::create_dir_all(run_dir).map_err(|e| DataError::io(run_dir, "creating", e))?;
+        write_atomic(
+            &run_dir.join("dataset.json"),
+            self.summary.to_json().as_bytes(),
+        )?;
+        write_atomic(
+            &run_dir.join("tokenizer.json"),
+            self.tokenizer.to_json()?.as_bytes(),
+        )
+    }
+}
+
+/// Writes `bytes` to `path` through `path.tmp` and a rename, so readers never see half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, "writing", e))?;
+    fs::rename(&tmp, path).map_err(|e| DataError::io(path, "renaming into", e))
+}
+
+/// One input of a plan.
+struct PlannedInput {
+    candidate: Candidate,
+    split: DocSplit,
+    expected: Option<Expected>,
+}
+
+enum Inputs {
+    /// Named dataset files: must exist and be valid; any problem is an error.
+    Files(Vec<PlannedInput>),
+    /// A walked path: problems with single files are skips.
+    Walk(walk::Walk),
+    /// In-memory texts.
+    Texts(Vec<(String, String)>),
+}
+
+struct Plan {
+    display: String,
+    identity: String,
+    format: Format,
+    tokenizer: TokenizerKind,
+    vocab_size: usize,
+    inputs: Inputs,
+}
+
+impl Plan {
+    fn new(opts: &PrepareOptions) -> Result<Plan> {
+        let bpe_vocab =
+            |default: Option<usize>| opts.vocab_size.or(default).unwrap_or(DEFAULT_BPE_VOCAB);
+        match &opts.source {
+            Source::Named(name) => {
+                let resolved =
+                    registry::resolve(name)?.ok_or_else(|| DataError::UnknownDataset {
+                        name: name.clone(),
+                        known: registry::known_names(),
+                    })?;
+                let inputs = named_inputs(&resolved, opts)?;
+                let tokenizer = opts.tokenizer.unwrap_or(resolved.spec.tokenizer);
+                Ok(Plan {
+                    display: resolved.display_name(),
+                    identity: format!("dataset:{}", resolved.display_name()),
+                    format: resolved.spec.format,
+                    tokenizer,
+                    vocab_size: bpe_vocab(resolved.spec.vocab_size),
+                    inputs: Inputs::Files(inputs),
+                })
+            }
+            Source::Path(path) => {
+                let walk = walk::walk(path)?;
+                let canonical =
+                    fs::canonicalize(path).map_err(|e| DataError::io(path, "resolving", e))?;
+                let format = opts.format.unwrap_or(Format::Text);
+                Ok(Plan {
+                    display: path.display().to_string(),
+                    identity: format!("path:{}:{format:?}", canonical.display()),
+                    format,
+                    tokenizer: opts.tokenizer.unwrap_or(TokenizerKind::Char),
+                    vocab_size: bpe_vocab(None),
+                    inputs: Inputs::Walk(walk),
+                })
+            }
+            Source::Texts { name, texts } => Ok(Plan {
+                display: name.clone(),
+                identity: format!("texts:{name}"),
+                format: Format::Text,
+                tokenizer: opts.tokenizer.unwrap_or(TokenizerKind::Char),
+                vocab_size: bpe_vocab(None),
+                inputs: Inputs::Texts(texts.clone()),
+            }),
+        }
+    }
+
+    /// Hash of everything that determines the prepared bytes except the inputs' contents.
+    fn key(&self, opts: &PrepareOptions) -> String {
+        let vocab = if self.tokenizer == TokenizerKind::Bpe {
+            self.vocab_size
+        } else {
+            0
+        };
+        let id = format!(
+            "v{PREPARED_VERSION}|{}|{}|{vocab}|{}|{TRAIN_FRACTION}|{DOC_SEPARATOR:?}|{BPE_TRAIN_BYTES}",
+            self.identity, self.tokenizer, opts.max_file_bytes
+        );
+        sha256_hex(id.as_bytes())[..16].to_string()
+    }
+
+    /// Stat fingerprint of the inputs (no reading).
+    fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        let mut add = |c: &Candidate| {
+            h.update(format!("{}\0{}\0{}\n", c.path.display(), c.bytes, c.modified_ns).as_bytes());
+        };
+        match &self.inputs {
+            Inputs::Files(files) => files.iter().for_each(|f| add(&f.candidate)),
+            Inputs::Walk(w) => w.candidates.iter().for_each(add),
+            Inputs::Texts(texts) => {
+                for (name, text) in texts {
+                    h.update(name.as_bytes());
+                    h.update([0]);
+                    h.update(sha256_hex(text.as_bytes()).as_bytes());
+                }
+            }
+        }
+        hex(&h.finalize())
+    }
+
+    fn dir_name(&self, key: &str) -> String {
+        let base: String = self
+            .display
+            .rsplit(['/', '\\'])
+            .find(|s| !s.is_empty())
+            .unwrap_or("corpus")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        let name = if self.display.starts_with("squad/") {
+            format!("squad-{base}")
+        } else {
+            base
+        };
+        format!("{name}-{key}")
+    }
+}
+
+fn named_inputs(resolved: &Resolved, opts: &PrepareOptions) -> Result<Vec<PlannedInput>> {
+    let v = &resolved.variant;
+    let roles = v
+        .split
+        .iter()
+        .map(|id| (id, DocSplit::Auto))
+        .chain(v.train.iter().map(|id| (id, DocSplit::Train)))
+        .chain(v.val.iter().map(|id| (id, DocSplit::Val)));
+    let mut out = Vec::new();
+    for (id, split) in roles {
+        let file = resolved
+            .spec
+            .file(id)
+            .expect("registry variants are validated");
+        let path = opts.data_dirs.locate(file, opts.allow_download)?;
+        let candidate =
+            walk::candidate(&path).map_err(|e| DataError::io(&path, "reading metadata of", e))?;
+        out.push(PlannedInput {
+            candidate,
+            split,
+            expected: file.expected(),
+        });
+    }
+    Ok(out)
+}
+
+/// Prepares `opts.source` (or reuses an earlier preparation) and returns it.
+/// `progress` is called with short phase messages.
+pub fn prepare(opts: &PrepareOptions, progress: &mut dyn FnMut(&str)) -> Result<Prepared> {
+    let plan = Plan::new(opts)?;
+    let key = plan.key(opts);
+    let fingerprint = plan.fingerprint();
+    let root = opts.cache_dir.join("prepared");
+    let dir = root.join(plan.dir_name(&key));
+    let prepared = match reuse(&dir, &fingerprint) {
+        Some(p) => p,
+        None => {
+            fs::create_dir_all(&root).map_err(|e| DataError::io(&root, "creating", e))?;
+            let tmp = root.join(format!(
+                ".{}.tmp-{}",
+                plan.dir_name(&key),
+                std::process::id()
+            ));
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir_all(&tmp).map_err(|e| DataError::io(&tmp, "creating", e))?;
+            match build(&tmp, &plan, opts, key, fingerprint, progress) {
+                Ok(()) => {
+                    let _ = fs::remove_dir_all(&dir);
+                    fs::rename(&tmp, &dir).map_err(|e| DataError::io(&dir, "renaming into", e))?;
+                }
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&tmp);
+                    return Err(e);
+                }
+            }
+            let summary = DatasetSummary::load(&dir.join("dataset.json"))?;
+            let tokenizer = Tokenizer::load(&dir.join("tokenizer.json"))?;
+            Prepared {
+                dir,
+                summary,
+                tokenizer,
+                reused: false,
+            }
+        }
+    };
+    let s = &prepared.summary;
+    if s.train_tokens < opts.min_tokens || s.val_tokens < opts.min_tokens {
+        return Err(DataError::Corpus(format!(
+            "{}: corpus too small: {} train and {} val tokens, but one sequence needs {} (sequence length + 1); \
+             use a larger corpus or a smaller --seq-len",
+            s.source, s.train_tokens, s.val_tokens, opts.min_tokens
+        )));
+    }
+    Ok(prepared)
+}
+
+/// The earlier preparation in `dir`, if complete and made from inputs with this fingerprint.
+fn reuse(dir: &Path, fingerprint: &str) -> Option<Prepared> {
+    let summary = DatasetSummary::load(&dir.join("dataset.json")).ok()?;
+    if summary.prepared_version != PREPARED_VERSION || summary.inputs_fingerprint != fingerprint {
+        return None;
+    }
+    let tokenizer = Tokenizer::load(&dir.join("tokenizer.json")).ok()?;
+    if tokenizer.fingerprint().ok()? != summary.tokenizer_sha256 {
+        return None;
+    }
+    let ok = |split: Split, n: u64| {
+        ShardReader::open(&dir.join(split.file_name())).is_ok_and(|r| r.len() == n)
+    };
+    if !ok(Split::Train, summary.train_tokens) || !ok(Split::Val, summary.val_tokens) {
+        return None;
+    }
+    Some(Prepared {
+        dir: dir.to_path_buf(),
+        summary,
+        tokenizer,
+        reused: true,
+    })
+}
+
+/// Running tallies of the read phase.
+struct Tally {
+    files_seen: u64,
+    files_loaded: u64,
+    bytes_loaded: u64,
+    skipped: BTreeMap<SkipReason, u64>,
+    examples: Vec<SkippedFile>,
+    inputs: Vec<InputFile>,
+    squad: Option<SquadStats>,
+    /// Characters seen, for a char tokenizer: ASCII in a table, the rest in a set.
+    ascii: [bool; 128],
+    other_chars: BTreeSet<char>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            files_seen: 0,
+            files_loaded: 0,
+            bytes_loaded: 0,
+            skipped: BTreeMap::new(),
+            examples: Vec::new(),
+            inputs: Vec::new(),
+            squad: None,
+            ascii: [false; 128],
+            other_chars: BTreeSet::new(),
+        }
+    }
+}
+
+impl Tally {
+    fn skip(&mut self, path: PathBuf, reason: SkipReason) {
+        *self.skipped.entry(reason).or_default() += 1;
+        if self.examples.len() < 20 {
+            self.examples.push(SkippedFile { path, reason });
+        }
+    }
+
+    fn see_chars(&mut self, text: &str) {
+        for c in text.chars() {
+            match self.ascii.get_mut(c as usize) {
+                Some(seen) => *seen = true,
+                None => {
+                    self.other_chars.insert(c);
+                }
+            }
+        }
+    }
+
+    fn chars(&self) -> impl Iterator<Item = char> + '_ {
+        let ascii = (0u8..128)
+            .filter(|&b| self.ascii[b as usize])
+            .map(char::from);
+        ascii.chain(self.other_chars.iter().copied())
+    }
+}
+
+/// Encodes text pieces in order, in parallel batches: pieces are queued with their split, and a
+/// flush encodes the queue on all cores and appends the ids to each split's shard in queue
+/// order. Memory is bounded by the batch size ([`Encoder::BYTES_PER_THREAD`] per thread, and
+/// four bytes per id of it once encoded).
+struct Encoder<'t> {
+    tokenizer: &'t Tokenizer,
+    sep: Vec<u32>,
+    /// (split, text); `None` text stands for the document separator.
+    queue: Vec<(DocSplit, Option<String>)>,
+    queued_bytes: usize,
+    /// Whether each split (train, val, auto) has received a document yet.
+    started: [bool; 3],
+    threads: usize,
+}
+
+impl<'t> Encoder<'t> {
+    const BYTES_PER_THREAD: usize = 1 << 20;
+
+    fn new(tokenizer: &'t Tokenizer, sep: Vec<u32>) -> Self {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(32);
+        Encoder {
+            tokenizer,
+            sep,
+            queue: Vec::new(),
+            queued_bytes: 0,
+            started: [false; 3],
+            threads,
+        }
+    }
+
+    fn slot(split: DocSplit) -> usize {
+        match split {
+            DocSplit::Train => 0,
+            DocSplit::Val => 1,
+            DocSplit::Auto => 2,
+        }
+    }
+
+    /// Queues the separator if this split already has a document.
+    fn start_document(&mut self, split: DocSplit) {
+        let started = &mut self.started[Self::slot(split)];
+        if *started {
+            self.queue.push((split, None));
+        }
+        *started = true;
+    }
+
+    fn push(&mut self, split: DocSplit, text: &str) {
+        self.queued_bytes += text.len();
+        self.queue.push((split, Some(text.to_string())));
+    }
+
+    fn is_full(&self) -> bool {
+        self.queued_bytes >= Self::BYTES_PER_THREAD * self.threads
+    }
+
+    fn flush(
+        &mut self,
+        train: &mut ShardWriter,
+        val: &mut ShardWriter,
+        mut auto: Option<&mut ShardWriter>,
+    ) -> Result<()> {
+        let queue = std::mem::take(&mut self.queue);
+        self.queued_bytes = 0;
+        let per_thread = queue.len().div_ceil(self.threads).max(1);
+        let tokenizer = self.tokenizer;
+        let encoded: Vec<Result<Vec<Vec<u32>>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = queue
+                .chunks(per_thread)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(_, text)| {
+                                let mut ids = Vec::new();
+                                if let Some(text) = text {
+                                    tokenizer.encode(text, &mut ids)?;
+                                }
+                                Ok(ids)
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("encoding threads do not panic"))
+                .collect()
+        });
+        let mut items = queue.iter();
+        for part in encoded {
+            for ids in part? {
+                let (split, text) = items.next().expect("one result per queued piece");
+                let out = match split {
+                    DocSplit::Train => &mut *train,
+                    DocSplit::Val => &mut *val,
+                    DocSplit::Auto => auto
+                        .as_deref_mut()
+                        .expect("created when any document is auto"),
+                };
+                out.push(if text.is_some() { &ids } else { &self.sep })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns one SQuAD file into documents; a parse or schema error is an error, not a skip.
+fn squad_file(
+    tally: &mut Tally,
+    spill: &mut SpillWriter,
+    path: &Path,
+    loaded: Loaded,
+    split: DocSplit,
+    want_chars: bool,
+) -> Result<()> {
+    let stats = squad::documents(path, &loaded.text, |doc| {
+        if want_chars {
+            tally.see_chars(doc);
+        }
+        spill.push(doc, split)
+    })?;
+    tally
+        .squad
+        .get_or_insert_with(SquadStats::default)
+        .add(stats);
+    tally.files_loaded += 1;
+    tally.bytes_loaded += loaded.bytes;
+    tally.inputs.push(InputFile {
+        path: path.display().to_string(),
+        bytes: loaded.bytes,
+        sha256: loaded.sha256,
+    });
+    Ok(())
+}
+
+fn build(
+    tmp: &Path,
+    plan: &Plan,
+    opts: &PrepareOptions,
+    key: String,
+    fingerprint: String,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let started = Instant::now();
+    let mut reader = SourceReader::default();
+    let mut tally = Tally::default();
+    let mut spill = SpillWriter::create(&tmp.join("documents.txt"))?;
+    let want_chars = plan.tokenizer == TokenizerKind::Char;
+
+    // 1. Read every source once; accepted documents go to the spill file.
+    let accept = |tally: &mut Tally,
+                  spill: &mut SpillWriter,
+                  name: String,
+                  loaded: Loaded,
+                  split|
+     -> Result<()> {
+        tally.files_loaded += 1;
+        tally.bytes_loaded += loaded.bytes;
+        tally.inputs.push(InputFile {
+            path: name,
+            bytes: loaded.bytes,
+            sha256: loaded.sha256,
+        });
+        if want_chars {
+            tally.see_chars(&loaded.text);
+        }
+        spill.push(&loaded.text, split)
+    };
+    match &plan.inputs {
+        Inputs::Files(files) => {
+            for f in files {
+                let path = &f.candidate.path;
+                progress(&format!("reading {}", path.display()));
+                tally.files_seen += 1;
+                let bytes = fs::read(path).map_err(|e| DataError::io(path, "reading", e))?;
+                reader.counts.files_opened += 1;
+                reader.counts.bytes_read += bytes.len() as u64;
+                if let Some(expected) = &f.expected {
+                    expected.verify(&bytes, &sha256_hex(&bytes)).map_err(
+                        |(kind, actual, expected)| DataError::Checksum {
+                            path: path.clone(),
+                            kind,
+                            actual,
+                            expected,
+                        },
+                    )?;
+                }
+                let loaded = reader.accept(bytes).map_err(|reason| {
+                    DataError::Corpus(format!(
+                        "{}: cannot use this dataset file: {reason}",
+                        path.display()
+                    ))
+                })?;
+                match plan.format {
+                    Format::Text => accept(
+                        &mut tally,
+                        &mut spill,
+                        path.display().to_string(),
+                        loaded,
+                        f.split,
+                    )?,
+                    Format::SquadV1 => {
+                        squad_file(&mut tally, &mut spill, path, loaded, f.split, want_chars)?
+                    }
+                }
+            }
+        }
+        Inputs::Walk(w) => {
+            for (path, reason) in &w.skipped {
+                tally.files_seen += 1;
+                tally.skip(path.clone(), *reason);
+            }
+            let n = w.candidates.len();
+            for (i, c) in w.candidates.iter().enumerate() {
+                if i % 256 == 0 {
+                    progress(&format!("reading files: {i}/{n}"));
+                }
+                tally.files_seen += 1;
+                match (
+                    reader.read(&c.path, c.bytes, opts.max_file_bytes),
+                    plan.format,
+                ) {
+                    (Ok(loaded), Format::Text) => accept(
+                        &mut tally,
+                        &mut spill,
+                        c.path.display().to_string(),
+                        loaded,
+                        DocSplit::Auto,
+                    )?,
+                    (Ok(loaded), Format::SquadV1) => squad_file(
+                        &mut tally,
+                        &mut spill,
+                        &c.path,
+                        loaded,
+                        DocSplit::Auto,
+                        want_chars,
+                    )?,
+                    (Err(reason), _) => tally.skip(c.path.clone(), reason),
+                }
+            }
+        }
+        Inputs::Texts(texts) => {
+            for (name, text) in texts {
+                tally.files_seen += 1;
+                match reader.accept(text.clone().into_bytes()) {
+                    Ok(loaded) => accept(
+                        &mut tally,
+                        &mut spill,
+                        format!("builtin:{name}"),
+                        loaded,
+                        DocSplit::Auto,
+                    )?,
+                    Err(reason) => tally.skip(PathBuf::from(format!("builtin:{name}")), reason),
+                }
+            }
+        }
+    }
+    let documents = spill.documents() as u64;
+    if documents == 0 {
+        let skipped: Vec<String> = tally
+            .skipped
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
+        return Err(DataError::Corpus(format!(
+            "{}: no usable text: {} files seen{}",
+            plan.display,
+            tally.files_seen,
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(", skipped: {}", skipped.join(", "))
+            }
+        )));
+    }
+    let mut spill = spill.finish()?;
+
+    // 2. The tokenizer.
+    let tokenizer = match plan.tokenizer {
+        TokenizerKind::Char => {
+            if documents > 1 {
+                tally.see_chars(DOC_SEPARATOR);
+            }
+            Tokenizer::from_chars(tally.chars())
+        }
+        TokenizerKind::Byte => Tokenizer::Byte,
+        TokenizerKind::Bpe => {
+            progress(&format!(
+                "training BPE tokenizer (vocabulary {})",
+                plan.vocab_size
+            ));
+            let mut chunks = spill.sampled_chunks(BPE_TRAIN_BYTES);
+            let t = Tokenizer::train_bpe(chunks.by_ref(), plan.vocab_size)?;
+            chunks.finish()?;
+            t
+        }
+    };
+    let vocab = tokenizer.vocab_size();
+
+    // 3. Encode document by document into the shards, chunks encoded in parallel batches.
+    let mut sep = Vec::new();
+    if documents > 1 {
+        tokenizer.encode(DOC_SEPARATOR, &mut sep)?;
+    }
+    let mut train = ShardWriter::create(&tmp.join("train.bin"), vocab)?;
+    let mut val = ShardWriter::create(&tmp.join("val.bin"), vocab)?;
+    let has_auto = spill.docs().iter().any(|d| d.split == DocSplit::Auto);
+    let auto_path = tmp.join("auto.bin");
+    let mut auto = if has_auto {
+        Some(ShardWriter::create(&auto_path, vocab)?)
+    } else {
+        None
+    };
+    let mut encoder = Encoder::new(&tokenizer, sep);
+    let docs = spill.docs().to_vec();
+    for (i, doc) in docs.iter().enumerate() {
+        if i % 512 == 0 {
+            progress(&format!("encoding documents: {i}/{}", docs.len()));
+        }
+        encoder.start_document(doc.split);
+        spill.for_each_chunk(*doc, |text| {
+            encoder.push(doc.split, text);
+            if encoder.is_full() {
+                encoder.flush(&mut train, &mut val, auto.as_mut())?;
+            }
+            Ok(())
+        })?;
+    }
+    encoder.flush(&mut train, &mut val, auto.as_mut())?;
+    if let Some(auto) = auto {
+        let n = auto.finish()?;
+        let cut = (n as f64 * TRAIN_FRACTION) as u64;
+        let mut r = ShardReader::open(&auto_path)?;
+        progress("writing shards");
+        copy_range(&mut r, 0, cut, &mut train)?;
+        copy_range(&mut r, cut, n - cut, &mut val)?;
+        drop(r);
+        let _ = fs::remove_file(&auto_path);
+    }
+    let (train_tokens, val_tokens) = (train.finish()?, val.finish()?);
+    drop(spill);
+    let _ = fs::remove_file(tmp.join("documents.txt"));
+
+    // 4. Tokenizer and summary.
+    tokenizer.save(&tmp.join("tokenizer.json"))?;
+    let summary = DatasetSummary {
+        prepared_version: PREPARED_VERSION,
+        source: plan.display.clone(),
+        key,
+        inputs_fingerprint: fingerprint,
+        tokenizer: plan.tokenizer,
+        vocab_size: vocab,
+        tokenizer_sha256: tokenizer.fingerprint()?,
+        files_seen: tally.files_seen,
+        files_loaded: tally.files_loaded,
+        read: reader.counts,
+        skipped: tally.skipped,
+        skipped_examples: tally.examples,
+        bytes_loaded: tally.bytes_loaded,
+        documents,
+        train_tokens,
+        val_tokens,
+        inputs: tally.inputs,
+        squad: tally.squad,
+        prepare_seconds: started.elapsed().as_secs_f64(),
+        peak_rss_bytes: peak_rss_bytes(),
+    };
+    write_atomic(&tmp.join("dataset.json"), summary.to_json().as_bytes())
+}

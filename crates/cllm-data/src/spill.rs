@@ -1,0 +1,349 @@
+//! The spill file: every accepted document's text, written once while the sources are read
+//! and then read back (in bounded chunks) to train the tokenizer and to encode.
+//!
+//! This is what lets every source file be opened and read exactly once even though a BPE
+//! tokenizer needs two passes over the corpus (one to learn merges, one to encode), without
+//! holding the corpus in memory.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{DataError, Result};
+
+/// Which split a document belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocSplit {
+    /// Training split.
+    Train,
+    /// Validation split.
+    Val,
+    /// Concatenated with the other `Auto` documents and cut 90/10.
+    Auto,
+}
+
+/// Where a document's text is in the spill file.
+#[derive(Clone, Copy, Debug)]
+pub struct DocMeta {
+    offset: u64,
+    len: u64,
+    /// The document's split.
+    pub split: DocSplit,
+}
+
+/// Largest piece of text handed to a tokenizer at once (at a line break where there is one).
+pub const CHUNK_BYTES: usize = 1 << 16;
+
+/// Writes documents to the spill file.
+pub struct SpillWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+    docs: Vec<DocMeta>,
+    offset: u64,
+}
+
+impl SpillWriter {
+    /// Creates the spill file.
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).map_err(|e| DataError::io(path, "creating", e))?;
+        Ok(SpillWriter {
+            out: BufWriter::with_capacity(1 << 20, file),
+            path: path.into(),
+            docs: Vec::new(),
+            offset: 0,
+        })
+    }
+
+    /// Appends one document.
+    pub fn push(&mut self, text: &str, split: DocSplit) -> Result<()> {
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(|e| DataError::io(&self.path, "writing", e))?;
+        self.docs.push(DocMeta {
+            offset: self.offset,
+            len: text.len() as u64,
+            split,
+        });
+        self.offset += text.len() as u64;
+        Ok(())
+    }
+
+    /// Number of documents written.
+    pub fn documents(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Flushes and reopens the file for reading.
+    pub fn finish(mut self) -> Result<Spill> {
+        self.out
+            .flush()
+            .map_err(|e| DataError::io(&self.path, "writing", e))?;
+        let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, "opening", e))?;
+        Ok(Spill {
+            file,
+            path: self.path,
+            docs: self.docs,
+        })
+    }
+}
+
+/// A finished spill file, read back document by document in chunks.
+pub struct Spill {
+    file: File,
+    path: PathBuf,
+    docs: Vec<DocMeta>,
+}
+
+impl Spill {
+    /// The documents, in the order they were written.
+    pub fn docs(&self) -> &[DocMeta] {
+        &self.docs
+    }
+
+    /// Calls `f` on consecutive pieces of document `doc`'s text, each at most about
+    /// [`CHUNK_BYTES`] long and cut after a line break when the piece has one (else at a
+    /// character boundary), so that concatenating the pieces gives the document back.
+    pub fn for_each_chunk(
+        &mut self,
+        doc: DocMeta,
+        mut f: impl FnMut(&str) -> Result<()>,
+    ) -> Result<()> {
+        let mut chunks = Chunks::new(self, doc);
+        while let Some(text) = chunks.next_chunk()? {
+            f(&text)?;
+        }
+        Ok(())
+    }
+
+    /// Every document's text in chunks, as an iterator (what a BPE trainer consumes). A read
+    /// error ends the iteration early and is returned by [`AllChunks::finish`].
+    pub fn all_chunks(&mut self) -> AllChunks<'_> {
+        AllChunks {
+            spill: self,
+            doc: 0,
+            current: None,
+            error: None,
+            stride: 1,
+            index: 0,
+        }
+    }
+
+    /// Like [`all_chunks`](Self::all_chunks) but yields only every `k`-th chunk, with `k` chosen
+    /// so that about `max_bytes` of text come out, spread over the whole corpus.
+    pub fn sampled_chunks(&mut self, max_bytes: u64) -> AllChunks<'_> {
+        let total = self.total_bytes();
+        let stride = total.div_ceil(max_bytes.max(1)).max(1) as usize;
+        AllChunks {
+            spill: self,
+            doc: 0,
+            current: None,
+            error: None,
+            stride,
+            index: 0,
+        }
+    }
+
+    /// Bytes of text in all documents.
+    pub fn total_bytes(&self) -> u64 {
+        self.docs.iter().map(|d| d.len).sum()
+    }
+}
+
+/// The chunks of one document.
+struct Chunks<'a> {
+    spill: &'a mut Spill,
+    remaining: usize,
+    buf: Vec<u8>,
+    started: bool,
+    offset: u64,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(spill: &'a mut Spill, doc: DocMeta) -> Self {
+        Chunks {
+            spill,
+            remaining: doc.len as usize,
+            buf: Vec::new(),
+            started: false,
+            offset: doc.offset,
+        }
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<String>> {
+        let path = self.spill.path.clone();
+        let r = |e| DataError::io(&path, "reading", e);
+        if !self.started {
+            self.spill
+                .file
+                .seek(SeekFrom::Start(self.offset))
+                .map_err(r)?;
+            self.started = true;
+        }
+        while self.remaining > 0 || !self.buf.is_empty() {
+            let want = CHUNK_BYTES.min(self.remaining);
+            let start = self.buf.len();
+            self.buf.resize(start + want, 0);
+            self.spill
+                .file
+                .read_exact(&mut self.buf[start..])
+                .map_err(r)?;
+            self.remaining -= want;
+            let cut = if self.remaining == 0 {
+                self.buf.len()
+            } else {
+                cut_point(&self.buf)
+            };
+            if cut == 0 {
+                continue; // no line break or char boundary yet: read more
+            }
+            let rest = self.buf.split_off(cut);
+            let piece = std::mem::replace(&mut self.buf, rest);
+            let text = String::from_utf8(piece)
+                .map_err(|e| DataError::Corpus(format!("spill file is corrupt: {e}")))?;
+            return Ok(Some(text));
+        }
+        Ok(None)
+    }
+}
+
+/// Iterator over the chunks of every document of a spill, in order.
+pub struct AllChunks<'a> {
+    spill: &'a mut Spill,
+    doc: usize,
+    current: Option<(u64, usize, Vec<u8>)>,
+    error: Option<DataError>,
+    /// Yield every `stride`-th chunk.
+    stride: usize,
+    /// Chunks produced so far (yielded or not).
+    index: usize,
+}
+
+impl AllChunks<'_> {
+    /// The read error that ended the iteration, if any.
+    pub fn finish(self) -> Result<()> {
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
+impl Iterator for AllChunks<'_> {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        loop {
+            if self.error.is_some() {
+                return None;
+            }
+            let (offset, remaining, buf) = match self.current.take() {
+                Some(state) => state,
+                None => {
+                    let doc = *self.spill.docs.get(self.doc)?;
+                    self.doc += 1;
+                    (doc.offset, doc.len as usize, Vec::new())
+                }
+            };
+            let doc = DocMeta {
+                offset,
+                len: remaining as u64,
+                split: DocSplit::Auto,
+            };
+            let mut chunks = Chunks::new(self.spill, doc);
+            chunks.buf = buf;
+            match chunks.next_chunk() {
+                Ok(Some(text)) => {
+                    let consumed = doc.len as usize - chunks.remaining;
+                    let next_offset = offset + consumed as u64;
+                    if chunks.remaining > 0 || !chunks.buf.is_empty() {
+                        self.current = Some((
+                            next_offset,
+                            chunks.remaining,
+                            std::mem::take(&mut chunks.buf),
+                        ));
+                    }
+                    self.index += 1;
+                    if (self.index - 1).is_multiple_of(self.stride) {
+                        return Some(text);
+                    }
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    self.error = Some(e);
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Where to cut `buf`: after its last `\n`, else at its last character boundary.
+fn cut_point(buf: &[u8]) -> usize {
+    if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
+        return i + 1;
+    }
+    // Back up over UTF-8 continuation bytes (0b10xx_xxxx) to a character start.
+    let mut i = buf.len();
+    while i > 0 && (buf[i - 1] & 0xC0) == 0x80 {
+        i -= 1;
+    }
+    // `i - 1` is now a leading byte; cut before it unless its sequence is complete.
+    if i > 0 {
+        let lead = buf[i - 1];
+        let need = if lead < 0x80 {
+            1
+        } else if lead >= 0xF0 {
+            4
+        } else if lead >= 0xE0 {
+            3
+        } else {
+            2
+        };
+        if buf.len() - (i - 1) < need {
+            return i - 1;
+        }
+    }
+    buf.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_reassemble_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SpillWriter::create(&dir.path().join("spill")).unwrap();
+        let long_lines = "a line of text é\n".repeat(10_000);
+        let no_newline = "ü".repeat(100_000);
+        w.push("short", DocSplit::Train).unwrap();
+        w.push(&long_lines, DocSplit::Val).unwrap();
+        w.push(&no_newline, DocSplit::Auto).unwrap();
+        let mut spill = w.finish().unwrap();
+        let docs = spill.docs().to_vec();
+        for (doc, want) in docs
+            .into_iter()
+            .zip(["short", long_lines.as_str(), no_newline.as_str()])
+        {
+            let mut got = String::new();
+            let mut pieces = 0;
+            spill
+                .for_each_chunk(doc, |t| {
+                    assert!(t.len() <= 2 * CHUNK_BYTES);
+                    got.push_str(t);
+                    pieces += 1;
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(got, want);
+            assert!(pieces >= want.len() / (2 * CHUNK_BYTES));
+        }
+        let mut all = spill.all_chunks();
+        let joined: String = all.by_ref().collect();
+        all.finish().unwrap();
+        assert_eq!(joined, format!("short{long_lines}{no_newline}"));
+        let total = spill.total_bytes();
+        let sampled: usize = spill.sampled_chunks(total / 4).map(|c| c.len()).sum();
+        assert!(
+            sampled as u64 <= total / 4 + 2 * CHUNK_BYTES as u64 && sampled > 0,
+            "{sampled} of {total}"
+        );
+    }
+}

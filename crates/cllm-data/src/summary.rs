@@ -1,0 +1,132 @@
+//! [`DatasetSummary`]: what `dataset.json` records about a prepared corpus.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DataError, Result};
+use crate::source::{ReadCounts, SkipReason};
+use crate::squad::SquadStats;
+use crate::tokenizer::TokenizerKind;
+
+/// Version of the prepared-data layout; a different version is re-prepared, never reused.
+pub const PREPARED_VERSION: u32 = 1;
+
+/// One input file that was loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    /// Canonical path (or `builtin:NAME` for built-in text).
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// sha256 of the content.
+    pub sha256: String,
+}
+
+/// One skipped file, for the examples list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    /// The path.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: SkipReason,
+}
+
+/// Everything `dataset.json` records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetSummary {
+    /// [`PREPARED_VERSION`] when written.
+    pub prepared_version: u32,
+    /// What was prepared: a dataset name (`squad/dev`), a path, or `builtin`.
+    pub source: String,
+    /// Key of the prepared-data directory (hash of source, tokenizer and options).
+    pub key: String,
+    /// sha256 over the stat fingerprints (path, size, mtime) of every candidate input; a
+    /// different value on a later run means the inputs changed and the data is re-prepared.
+    pub inputs_fingerprint: String,
+    /// Tokenizer kind.
+    pub tokenizer: TokenizerKind,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// sha256 of `tokenizer.json`.
+    pub tokenizer_sha256: String,
+    /// Files found by the walk or named by the dataset.
+    pub files_seen: u64,
+    /// Files that became documents.
+    pub files_loaded: u64,
+    /// Files opened and read (each at most once).
+    pub read: ReadCounts,
+    /// Skipped files by reason.
+    pub skipped: BTreeMap<SkipReason, u64>,
+    /// Up to 20 skipped files, as examples.
+    pub skipped_examples: Vec<SkippedFile>,
+    /// Bytes of text loaded (after dedup).
+    pub bytes_loaded: u64,
+    /// Documents (files, or SQuAD paragraphs).
+    pub documents: u64,
+    /// Tokens in the training split.
+    pub train_tokens: u64,
+    /// Tokens in the validation split.
+    pub val_tokens: u64,
+    /// Loaded inputs with their sha256.
+    pub inputs: Vec<InputFile>,
+    /// SQuAD counts, for SQuAD datasets.
+    pub squad: Option<SquadStats>,
+    /// Wall time of the preparation.
+    pub prepare_seconds: f64,
+    /// Peak resident memory of the process when preparation finished (Linux), in bytes.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl DatasetSummary {
+    /// Reads a `dataset.json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, "reading", e))?;
+        serde_json::from_str(&text).map_err(|e| DataError::json(path, &e))
+    }
+
+    /// The JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a summary always serialises")
+    }
+
+    /// A few lines for people.
+    pub fn human(&self) -> String {
+        let skipped: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
+        let mut s = format!(
+            "{}: {} files seen, {} loaded ({:.2} MB), {} documents\n",
+            self.source,
+            self.files_seen,
+            self.files_loaded,
+            self.bytes_loaded as f64 / 1e6,
+            self.documents
+        );
+        if !skipped.is_empty() {
+            s += &format!("skipped: {}\n", skipped.join(", "));
+        }
+        if let Some(q) = &self.squad {
+            s += &format!(
+                "squad: {} articles, {} paragraphs, {} questions\n",
+                q.articles, q.paragraphs, q.questions
+            );
+        }
+        s += &format!(
+            "tokenizer: {} (vocab {}); tokens: {} train, {} val",
+            self.tokenizer, self.vocab_size, self.train_tokens, self.val_tokens
+        );
+        s
+    }
+}
+
+/// Peak resident set size of this process (`VmHWM`), where the platform reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,315 @@
+//! The loader end to end, on fixtures written into temporary directories: dedup and skip
+//! reasons, read-once accounting, reuse and invalidation, splits, tokenizers, and errors.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cllm_data::source::SkipReason;
+use cllm_data::{
+    DataDirs, Format, PrepareOptions, Prepared, Source, Split, TRAIN_FRACTION, TokenizerKind,
+    prepare,
+};
+
+fn options(source: Source, cache: &Path) -> PrepareOptions {
+    PrepareOptions {
+        data_dirs: DataDirs::only(vec![cache.join("no-data-dir")]),
+        cache_dir: cache.to_path_buf(),
+        allow_download: false,
+        ..PrepareOptions::new(source)
+    }
+}
+
+fn run(opts: &PrepareOptions) -> cllm_data::Result<Prepared> {
+    prepare(opts, &mut |_| {})
+}
+
+fn all_tokens(p: &Prepared) -> Vec<u32> {
+    let mut t = p.open(Split::Train).unwrap().read_all().unwrap();
+    t.extend(p.open(Split::Val).unwrap().read_all().unwrap());
+    t
+}
+
+/// A corpus directory with every kind of file the loader must handle.
+fn messy_corpus(root: &Path) -> PathBuf {
+    let c = root.join("corpus");
+    fs::create_dir_all(c.join("nested/deeper")).unwrap();
+    fs::create_dir_all(c.join(".git/objects")).unwrap();
+    fs::create_dir_all(c.join(".hidden_dir")).unwrap();
+    fs::write(c.join("a.txt"), "alpha file\nwith two lines\n").unwrap();
+    fs::write(c.join("nested/b.md"), "bravo: a different file\n").unwrap();
+    fs::write(
+        c.join("nested/deeper/copy_of_a.txt"),
+        "alpha file\nwith two lines\n",
+    )
+    .unwrap();
+    fs::write(c.join("image.bin"), [0x89, b'P', b'N', b'G', 0, 0, 1, 2]).unwrap();
+    fs::write(c.join("latin1.txt"), [b'c', b'a', b'f', 0xE9, b'\n']).unwrap();
+    fs::write(c.join("empty.txt"), "").unwrap();
+    fs::write(c.join("blank.txt"), "  \n\t\n").unwrap();
+    fs::write(c.join("big.txt"), "x".repeat(5000)).unwrap();
+    fs::write(c.join(".env"), "SECRET=1\n").unwrap();
+    fs::write(c.join(".git/objects/blob"), "tree of a repository\n").unwrap();
+    fs::write(c.join(".hidden_dir/note.txt"), "hidden directory content\n").unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(c.join("a.txt"), c.join("nested/link_to_a.txt")).unwrap();
+        std::os::unix::fs::symlink(&c, c.join("nested/loop")).unwrap();
+    }
+    c
+}
+
+#[test]
+fn every_file_is_read_once_and_skips_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = messy_corpus(tmp.path());
+    let opts = PrepareOptions {
+        max_file_bytes: 4096,
+        ..options(Source::Path(corpus), tmp.path())
+    };
+    let p = run(&opts).unwrap();
+    let s = &p.summary;
+    assert_eq!(s.files_loaded, 2, "{}", s.to_json());
+    assert_eq!(s.documents, 2);
+    let count = |r: SkipReason| s.skipped.get(&r).copied().unwrap_or(0);
+    assert_eq!(count(SkipReason::Duplicate), 1);
+    assert_eq!(count(SkipReason::Binary), 1);
+    assert_eq!(count(SkipReason::NotUtf8), 1);
+    assert_eq!(count(SkipReason::Empty), 2);
+    assert_eq!(count(SkipReason::TooLarge), 1);
+    assert_eq!(count(SkipReason::Hidden), 1);
+    #[cfg(unix)]
+    {
+        assert_eq!(
+            count(SkipReason::SameFile),
+            1,
+            "the symlink to a.txt is the same file"
+        );
+        assert_eq!(count(SkipReason::SymlinkLoop), 1);
+    }
+    // Opened exactly once each: every candidate except the too-large one; bytes read match.
+    let opened = [
+        "a.txt",
+        "nested/b.md",
+        "nested/deeper/copy_of_a.txt",
+        "image.bin",
+        "latin1.txt",
+        "empty.txt",
+        "blank.txt",
+    ];
+    assert_eq!(s.read.files_opened, opened.len() as u64);
+    let c = tmp.path().join("corpus");
+    let bytes: u64 = opened
+        .iter()
+        .map(|f| fs::metadata(c.join(f)).unwrap().len())
+        .sum();
+    assert_eq!(s.read.bytes_read, bytes);
+    // Both documents made it in, separated, and nothing else did.
+    let text = p.tokenizer.decode(&all_tokens(&p));
+    assert_eq!(
+        text,
+        "alpha file\nwith two lines\n\n\nbravo: a different file\n"
+    );
+}
+
+#[test]
+fn second_run_reuses_until_an_input_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("c");
+    fs::create_dir_all(&corpus).unwrap();
+    fs::write(
+        corpus.join("one.txt"),
+        "the quick brown fox jumps over the lazy dog\n".repeat(20),
+    )
+    .unwrap();
+    let opts = options(Source::Path(corpus.clone()), tmp.path());
+    let first = run(&opts).unwrap();
+    assert!(!first.reused);
+    let second = run(&opts).unwrap();
+    assert!(second.reused);
+    assert_eq!(second.summary, first.summary);
+    // A new file changes the inputs.
+    fs::write(corpus.join("two.txt"), "another document entirely\n").unwrap();
+    let third = run(&opts).unwrap();
+    assert!(!third.reused);
+    assert_eq!(third.summary.files_loaded, 2);
+    // A different tokenizer is a different preparation, kept alongside.
+    let byte = run(&PrepareOptions {
+        tokenizer: Some(TokenizerKind::Byte),
+        ..opts.clone()
+    })
+    .unwrap();
+    assert!(!byte.reused);
+    assert_ne!(byte.dir, third.dir);
+    assert!(run(&opts).unwrap().reused);
+    // A damaged shard is not reused.
+    fs::write(third.dir.join("val.bin"), b"junk").unwrap();
+    assert!(!run(&opts).unwrap().reused);
+}
+
+#[test]
+fn single_file_splits_ninety_ten_like_nanogpt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("input.txt");
+    let text: String = (0..1237)
+        .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
+        .collect();
+    fs::write(&file, &text).unwrap();
+    let p = run(&options(Source::Path(file), tmp.path())).unwrap();
+    let n = text.len() as u64;
+    let train = (n as f64 * TRAIN_FRACTION) as u64;
+    assert_eq!(
+        (p.summary.train_tokens, p.summary.val_tokens),
+        (train, n - train)
+    );
+    assert_eq!(p.tokenizer.vocab_size(), 26);
+    assert_eq!(p.tokenizer.decode(&all_tokens(&p)), text);
+}
+
+#[test]
+fn bpe_shards_decode_back_to_the_corpus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("c");
+    fs::create_dir_all(&corpus).unwrap();
+    let a = "It was the best of times, it was the worst of times.\n".repeat(300);
+    let b = "Ünïcödé lines: naïve café façade — déjà vu.\n".repeat(200);
+    fs::write(corpus.join("a.txt"), &a).unwrap();
+    fs::write(corpus.join("b.txt"), &b).unwrap();
+    let opts = PrepareOptions {
+        tokenizer: Some(TokenizerKind::Bpe),
+        vocab_size: Some(400),
+        ..options(Source::Path(corpus), tmp.path())
+    };
+    let p = run(&opts).unwrap();
+    assert!(p.tokenizer.vocab_size() <= 400);
+    assert!(
+        p.summary.train_tokens + p.summary.val_tokens < (a.len() + b.len()) as u64 / 2,
+        "BPE should compress"
+    );
+    assert_eq!(p.tokenizer.decode(&all_tokens(&p)), format!("{a}\n\n{b}"));
+    assert!(p.dir.join("tokenizer.json").is_file());
+    let reloaded = cllm_data::Tokenizer::load(&p.dir.join("tokenizer.json")).unwrap();
+    assert_eq!(reloaded.fingerprint().unwrap(), p.summary.tokenizer_sha256);
+}
+
+const SQUAD: &str = r#"{"version": "1.1", "data": [
+  {"title": "Alpha_Beta", "paragraphs": [
+    {"context": "Alpha came before beta.", "qas": [
+      {"id": "q1", "question": "What came first?", "answers": [{"answer_start": 0, "text": "Alpha"}]},
+      {"id": "q2", "question": "What came second?", "answers": [{"answer_start": 17, "text": "beta"}]}]},
+    {"context": "Gamma followed.", "qas": [
+      {"id": "q3", "question": "What followed?", "answers": [{"answer_start": 0, "text": "Gamma"}]}]}]},
+  {"title": "Delta", "paragraphs": [
+    {"context": "Delta is the fourth letter.", "qas": [
+      {"id": "q4", "question": "Which letter is delta?", "answers": [{"answer_start": 13, "text": "fourth"}]}]}]}]}"#;
+
+#[test]
+fn squad_files_become_paragraph_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("mini-squad.json");
+    fs::write(&file, SQUAD).unwrap();
+    let opts = PrepareOptions {
+        format: Some(Format::SquadV1),
+        ..options(Source::Path(file), tmp.path())
+    };
+    let p = run(&opts).unwrap();
+    let q = p.summary.squad.unwrap();
+    assert_eq!((q.articles, q.paragraphs, q.questions), (2, 3, 4));
+    assert_eq!(p.summary.documents, 3);
+    let text = p.tokenizer.decode(&all_tokens(&p));
+    assert!(text.starts_with("Title: Alpha Beta\nContext: Alpha came before beta.\nQuestion: What came first?\nAnswer: Alpha\n"));
+    assert!(text.contains("\n\nTitle: Delta\n"));
+}
+
+#[test]
+fn malformed_json_is_one_error_line_and_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("broken.json");
+    fs::write(
+        &file,
+        "{\"data\": [\n  {\"title\": \"x\", \"paragraphs\": [}\n]}",
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+    let opts = PrepareOptions {
+        format: Some(Format::SquadV1),
+        cache_dir: cache.clone(),
+        ..options(Source::Path(file), tmp.path())
+    };
+    let msg = run(&opts).unwrap_err().to_string();
+    assert!(msg.contains("broken.json:2:"), "{msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    let left: Vec<_> = fs::read_dir(cache.join("prepared")).unwrap().collect();
+    assert!(left.is_empty(), "a failed preparation left {left:?}");
+    // Wrong schema: valid JSON, missing field.
+    fs::write(
+        tmp.path().join("broken.json"),
+        "{\"version\": \"1.1\", \"articles\": []}",
+    )
+    .unwrap();
+    let msg = run(&opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("missing field `data`") && msg.contains("broken.json:1:"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn empty_and_tiny_corpora_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("c");
+    fs::create_dir_all(&corpus).unwrap();
+    fs::write(corpus.join("x.bin"), [0u8, 1, 2]).unwrap();
+    let msg = run(&options(Source::Path(corpus.clone()), tmp.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("no usable text") && msg.contains("1 binary"),
+        "{msg}"
+    );
+    fs::write(corpus.join("small.txt"), "just a few words here\n").unwrap();
+    let opts = PrepareOptions {
+        min_tokens: 65,
+        ..options(Source::Path(corpus), tmp.path())
+    };
+    let msg = run(&opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("corpus too small") && msg.contains("65"),
+        "{msg}"
+    );
+    let missing = run(&options(Source::Path(tmp.path().join("nope")), tmp.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("nope"), "{missing}");
+}
+
+#[test]
+fn named_dataset_files_are_checksummed_and_missing_ones_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let opts = PrepareOptions {
+        data_dirs: DataDirs::only(vec![data.clone()]),
+        ..options(Source::Named("shakespeare".into()), tmp.path())
+    };
+    let msg = run(&opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("tinyshakespeare/input.txt")
+            && msg.contains("https://")
+            && msg.contains(&data.display().to_string()),
+        "{msg}"
+    );
+    fs::create_dir_all(data.join("tinyshakespeare")).unwrap();
+    fs::write(
+        data.join("tinyshakespeare/input.txt"),
+        "not the real file\n",
+    )
+    .unwrap();
+    let msg = run(&opts).unwrap_err().to_string();
+    assert!(msg.contains("sha256") && msg.contains("86c4e6aa"), "{msg}");
+    let msg = run(&options(Source::Named("nonesuch".into()), tmp.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("unknown dataset") && msg.contains("shakespeare"),
+        "{msg}"
+    );
+}

@@ -1,0 +1,110 @@
+//! The command-line options that choose and prepare a corpus, shared by every mode of
+//! `cllm-train`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use cllm_data::{
+    DataDirs, Format, PrepareOptions, Source, TokenizerKind, default_cache_dir, registry,
+};
+
+use crate::builtin_corpus;
+
+/// Where the training text comes from and how it is tokenized.
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// A registered dataset: `shakespeare`, `squad` (train + dev files), or `squad/dev`
+    /// (dev file only, split 90/10). Without PATH or --dataset, the built-in corpus (this
+    /// project's own docs and sources) is used.
+    #[arg(long, value_name = "NAME", conflicts_with = "path")]
+    pub dataset: Option<String>,
+
+    /// Directory holding dataset files, in the layout of ../shared/datasets
+    /// (`tinyshakespeare/input.txt`, `squad/dev-v1.1.json`). Searched before $CLLM_DATA_DIR and
+    /// the user cache directory; missing files are downloaded into it.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Tokenizer: `char` (the corpus's characters, as nanoGPT), `byte`, or `bpe` (trained on
+    /// the corpus). Default: the dataset's own (char for shakespeare, bpe for squad), else char.
+    #[arg(long, value_name = "KIND")]
+    pub tokenizer: Option<TokenizerKind>,
+
+    /// Vocabulary size of a trained BPE tokenizer (default: the dataset's, else 2048).
+    #[arg(long, value_name = "N")]
+    pub vocab_size: Option<usize>,
+
+    /// Format of the files under PATH: `text` (default) or `squad-v1`.
+    #[arg(long, value_name = "FORMAT", requires = "path")]
+    pub format: Option<Format>,
+
+    /// Where prepared token shards are cached (default: $CLLM_CACHE_DIR, else ~/.cache/cllm).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Never download missing dataset files; fail with instructions instead.
+    #[arg(long)]
+    pub no_download: bool,
+
+    /// Skip corpus files larger than this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub max_file_mib: u64,
+}
+
+impl DataArgs {
+    /// The preparation these options ask for. `path` is the positional corpus argument;
+    /// `min_tokens` is one sequence plus its target.
+    pub fn prepare_options(
+        &self,
+        path: Option<&PathBuf>,
+        min_tokens: u64,
+    ) -> Result<PrepareOptions, String> {
+        let source = match (path, &self.dataset) {
+            (Some(p), _) => Source::Path(p.clone()),
+            (None, Some(name)) => {
+                if registry::resolve(name)
+                    .map_err(|e| e.to_string())?
+                    .is_none()
+                {
+                    return Err(format!(
+                        "unknown dataset `{name}`; known datasets: {}",
+                        registry::known_names()
+                    ));
+                }
+                Source::Named(name.clone())
+            }
+            (None, None) => Source::Texts {
+                name: builtin_corpus::NAME.into(),
+                texts: builtin_corpus::texts(),
+            },
+        };
+        let dataset_default = match &source {
+            Source::Named(n) => registry::resolve(n)
+                .ok()
+                .flatten()
+                .map(|r| r.spec.tokenizer),
+            _ => None,
+        };
+        let kind = self
+            .tokenizer
+            .or(dataset_default)
+            .unwrap_or(TokenizerKind::Char);
+        if self.vocab_size.is_some() && kind != TokenizerKind::Bpe {
+            return Err(format!(
+                "--vocab-size sets the size of a trained BPE vocabulary; the {kind} tokenizer's vocabulary comes from \
+                 the corpus (char) or is 256 (byte). Add --tokenizer bpe, or drop --vocab-size"
+            ));
+        }
+        Ok(PrepareOptions {
+            source,
+            data_dirs: DataDirs::new(self.data_dir.clone()),
+            tokenizer: self.tokenizer,
+            format: self.format,
+            vocab_size: self.vocab_size,
+            cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
+            max_file_bytes: self.max_file_mib << 20,
+            allow_download: !self.no_download,
+            min_tokens,
+        })
+    }
+}

@@ -1,0 +1,43 @@
+//! `cllm-train --prepare-only`: prepare the corpus, write `RUN_DIR/dataset.json`, summarise.
+
+use std::path::{Path, PathBuf};
+
+use cllm_data::{Prepared, prepare};
+
+use crate::data_args::DataArgs;
+use crate::progress;
+
+/// Prepares the corpus chosen by `data` (and `path`), showing progress; `min_tokens` is one
+/// sequence plus its target.
+pub fn prepare_corpus(
+    data: &DataArgs,
+    path: Option<&PathBuf>,
+    min_tokens: u64,
+) -> Result<Prepared, String> {
+    let opts = data.prepare_options(path, min_tokens)?;
+    let pb = progress::spinner("preparing data");
+    let result = prepare(&opts, &mut |msg| pb.set_message(msg.to_string()));
+    pb.finish_and_clear();
+    result.map_err(|e| e.to_string())
+}
+
+/// Runs `--prepare-only`: prepares, writes `dataset.json` and `tokenizer.json` into `out`, and
+/// prints a short summary.
+pub fn run(data: &DataArgs, path: Option<&PathBuf>, out: &Path) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let prepared = prepare_corpus(data, path, 2)?;
+    prepared.write_run_files(out).map_err(|e| e.to_string())?;
+    println!("{}", prepared.summary.human());
+    let how = if prepared.reused {
+        "reused earlier preparation"
+    } else {
+        "prepared"
+    };
+    println!(
+        "{how} in {:.2} s: {}\nsummary: {}",
+        started.elapsed().as_secs_f64(),
+        prepared.dir.display(),
+        out.join("dataset.json").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `cllm-train --prepare-only` as a user runs it, on fixtures this test writes.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cllm_train(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cllm-train"))
+        .args(args)
+        .arg("--cache-dir")
+        .arg(cache)
+        .env_remove("CLLM_DATA_DIR")
+        .output()
+        .expect("cllm-train runs")
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+#[test]
+fn prepares_a_directory_and_writes_the_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    fs::create_dir_all(corpus.join("sub")).unwrap();
+    fs::write(
+        corpus.join("a.txt"),
+        "First document, with some words.\n".repeat(10),
+    )
+    .unwrap();
+    fs::write(corpus.join("sub/b.txt"), "Second document.\n".repeat(10)).unwrap();
+    fs::write(
+        corpus.join("sub/a-copy.txt"),
+        "First document, with some words.\n".repeat(10),
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let out = cllm_train(
+        &[
+            corpus.to_str().unwrap(),
+            "--prepare-only",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        &tmp.path().join("cache"),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("dataset.json")).unwrap()).unwrap();
+    assert_eq!(summary["files_loaded"], 2);
+    assert_eq!(summary["skipped"]["duplicate"], 1);
+    assert_eq!(summary["tokenizer"], "char");
+    assert!(run.join("tokenizer.json").is_file());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("2 loaded") && stdout.contains("1 duplicate content"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn malformed_json_fails_with_one_line_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("broken.json");
+    fs::write(&file, "{\"data\": [\n  {\"title\": \"x\",, }]}").unwrap();
+    let run = tmp.path().join("run");
+    let out = cllm_train(
+        &[
+            file.to_str().unwrap(),
+            "--format",
+            "squad-v1",
+            "--prepare-only",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        &tmp.path().join("cache"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("broken.json:2:"),
+        "{err}"
+    );
+    assert!(
+        !run.exists(),
+        "a failed run must not create its run directory"
+    );
+}
+
+#[test]
+fn bad_requests_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let out = cllm_train(&["--dataset", "nonesuch", "--prepare-only"], &cache);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("known datasets: shakespeare"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let data = tmp.path().join("data");
+    let out = cllm_train(
+        &[
+            "--dataset",
+            "shakespeare",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--no-download",
+            "--prepare-only",
+        ],
+        &cache,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("tinyshakespeare/input.txt")
+            && err.contains("https://raw.githubusercontent.com"),
+        "{err}"
+    );
+
+    let out = cllm_train(&["--tokenizer", "wordpiece", "--prepare-only"], &cache);
+    assert_eq!(out.status.code(), Some(2), "clap rejects bad values");
+    assert!(text(&out.stderr).contains("wordpiece"));
+}

@@ -131,6 +131,7 @@ pub(crate) fn scratch(scratch: &mut Vec<f32>, len: usize) -> &mut [f32] {
 pub(crate) fn run(
     tape: &mut Tape,
     loss: ValId,
+    seed: f32,
     params: &[f32],
     pgrads: &mut [f32],
     layout: &ParamLayout,
@@ -151,7 +152,7 @@ pub(crate) fn run(
         dirty_leaves,
         ..
     } = tape;
-    grads[loss_at] = 1.0;
+    grads[loss_at] = seed;
     let vals: &[ValInfo] = vals;
     let grads = Grads { vals, buf: grads };
     let mut b = Bufs {

@@ -84,13 +84,30 @@ impl<'t> Graph<'t> {
     /// # Panics
     /// If `loss` is not `[1, 1]` or `param_grads` does not match the layout.
     pub fn backward(&mut self, loss: Val<'t>, param_grads: &mut [f32]) {
+        self.backward_scaled(loss, 1.0, param_grads);
+    }
+
+    /// [`backward`](Self::backward) for `seed * loss`: gradients are scaled by `seed`. A worker
+    /// that computes the mean loss of `b` of a batch's `B` rows uses `seed = b / B`, so that
+    /// summing the workers' gradients gives the gradient of the whole batch's mean loss.
+    ///
+    /// # Panics
+    /// If `loss` is not `[1, 1]` or `param_grads` does not match the layout.
+    pub fn backward_scaled(&mut self, loss: Val<'t>, seed: f32, param_grads: &mut [f32]) {
         assert_eq!(self.shape(loss), (1, 1), "backward() needs a scalar loss");
         assert_eq!(
             param_grads.len(),
             self.layout.len(),
             "gradient buffer does not match the layout"
         );
-        backward::run(self.tape, loss.id, self.params, param_grads, self.layout);
+        backward::run(
+            self.tape,
+            loss.id,
+            seed,
+            self.params,
+            param_grads,
+            self.layout,
+        );
     }
 
     /// The gradient of an input after [`backward`](Self::backward).

@@ -11,7 +11,7 @@ use cllm_data::{
 use crate::builtin_corpus;
 
 /// Where the training text comes from and how it is tokenized.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DataArgs {
     /// A registered dataset: `shakespeare`, `squad` (train + dev files), or `squad/dev`
     /// (dev file only, split 90/10). Without PATH or --dataset, the built-in corpus (this
@@ -30,7 +30,9 @@ pub struct DataArgs {
     #[arg(long, value_name = "KIND")]
     pub tokenizer: Option<TokenizerKind>,
 
-    /// Vocabulary size of a trained BPE tokenizer (default: the dataset's, else 2048).
+    /// Vocabulary size: of the trained tokenizer with `--tokenizer bpe` (default: the
+    /// dataset's, else 2048); with char or byte, the model's embedding size, which must be at
+    /// least the tokenizer's vocabulary (larger pads it, as nanoGPT's 50304).
     #[arg(long, value_name = "N")]
     pub vocab_size: Option<usize>,
 
@@ -89,18 +91,16 @@ impl DataArgs {
             .tokenizer
             .or(dataset_default)
             .unwrap_or(TokenizerKind::Char);
-        if self.vocab_size.is_some() && kind != TokenizerKind::Bpe {
-            return Err(format!(
-                "--vocab-size sets the size of a trained BPE vocabulary; the {kind} tokenizer's vocabulary comes from \
-                 the corpus (char) or is 256 (byte). Add --tokenizer bpe, or drop --vocab-size"
-            ));
-        }
         Ok(PrepareOptions {
             source,
             data_dirs: DataDirs::new(self.data_dir.clone()),
             tokenizer: self.tokenizer,
             format: self.format,
-            vocab_size: self.vocab_size,
+            vocab_size: if kind == TokenizerKind::Bpe {
+                self.vocab_size
+            } else {
+                None
+            },
             cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
             max_file_bytes: self.max_file_mib << 20,
             allow_download: !self.no_download,

@@ -1,10 +1,17 @@
-//! The CLLM command-line tools, as a library so both binaries share their pieces:
+//! The CLLM command-line tools, as a library so both binaries (and tests) share their pieces:
 //! `cllm-train` (prepare data, train, resume) and `cllm-generate`.
 
 #![forbid(unsafe_code)]
 
 pub mod builtin_corpus;
+pub mod config;
 pub mod data_args;
+pub mod engine;
+pub mod generate_cmd;
+pub mod metrics;
 pub mod prepare_cmd;
 pub mod progress;
 pub mod run_dir;
+pub mod signal;
+pub mod train_args;
+pub mod trainer;

@@ -3,6 +3,8 @@
 //! Shapes: `x[N, C]`, `w[C]`, `b[C]` (optional), `y[N, C]`; the forward pass saves
 //! `mean[N]` and `rstd[N]` (reciprocal standard deviation) for the backward pass.
 
+use super::math;
+
 /// The variance floor added before the square root, as in PyTorch and GPT-2.
 pub const EPS: f32 = 1e-5;
 
@@ -23,11 +25,15 @@ pub fn layernorm_forward(
         "layernorm: x is not [N, C] with N = mean.len()"
     );
     for (r, (xr, yr)) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)).enumerate() {
-        let m = xr.iter().sum::<f32>() / c as f32;
-        let var = xr.iter().map(|&v| (v - m) * (v - m)).sum::<f32>() / c as f32;
+        let m = math::sum(xr) / c as f32;
+        // y temporarily holds x - mean, so the variance is a vectorised dot product.
+        for i in 0..c {
+            yr[i] = xr[i] - m;
+        }
+        let var = math::dot(yr, yr) / c as f32;
         let s = 1.0 / (var + EPS).sqrt();
         for i in 0..c {
-            yr[i] = (xr[i] - m) * s * w[i];
+            yr[i] *= s * w[i];
         }
         if let Some(b) = b {
             for i in 0..c {
@@ -59,15 +65,7 @@ pub fn layernorm_backward(
         let dyr = &dy[r * c..(r + 1) * c];
         let (m, s) = (mean[r], rstd[r]);
         // dnorm = dy * w; dx = s * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)).
-        let mut sum_dn = 0.0f32;
-        let mut sum_dn_norm = 0.0f32;
-        for i in 0..c {
-            let norm = (xr[i] - m) * s;
-            let dn = dyr[i] * w[i];
-            sum_dn += dn;
-            sum_dn_norm += dn * norm;
-            dw[i] += dyr[i] * norm;
-        }
+        let (sum_dn, sum_dn_norm) = sums_and_dw(&mut dw[..c], xr, dyr, w, m, s);
         if let Some(db) = db.as_deref_mut() {
             for i in 0..c {
                 db[i] += dyr[i];
@@ -82,6 +80,45 @@ pub fn layernorm_backward(
             }
         }
     }
+}
+
+/// `(sum dnorm, sum dnorm * norm)` over one row, accumulating `dw += dy * norm` on the way.
+/// Written as 8-wide chunks with lane accumulators so it vectorises (see `math`).
+#[inline]
+fn sums_and_dw(
+    dw: &mut [f32],
+    x: &[f32],
+    dy: &[f32],
+    w: &[f32],
+    mean: f32,
+    rstd: f32,
+) -> (f32, f32) {
+    const L: usize = math::LANES;
+    let (mut a, mut b) = ([0.0f32; L], [0.0f32; L]);
+    let n = x.len() / L * L;
+    for (((dwc, xc), dyc), wc) in dw[..n]
+        .chunks_exact_mut(L)
+        .zip(x[..n].chunks_exact(L))
+        .zip(dy[..n].chunks_exact(L))
+        .zip(w[..n].chunks_exact(L))
+    {
+        for l in 0..L {
+            let norm = (xc[l] - mean) * rstd;
+            let dn = dyc[l] * wc[l];
+            a[l] += dn;
+            b[l] += dn * norm;
+            dwc[l] += dyc[l] * norm;
+        }
+    }
+    let (mut ta, mut tb) = (0.0f32, 0.0f32);
+    for i in n..x.len() {
+        let norm = (x[i] - mean) * rstd;
+        let dn = dy[i] * w[i];
+        ta += dn;
+        tb += dn * norm;
+        dw[i] += dy[i] * norm;
+    }
+    (math::sum(&a) + ta, math::sum(&b) + tb)
 }
 
 #[cfg(test)]

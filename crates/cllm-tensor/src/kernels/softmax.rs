@@ -50,12 +50,11 @@ pub fn softmax_forward(x: &mut [f32], cols: usize, mask: Mask) {
 /// log-sum-exp (`ln sum_j e^{x_j}`, the softmax's normaliser), which cross-entropy needs.
 #[inline]
 pub fn softmax_row(row: &mut [f32]) -> f32 {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0.0f32;
+    let max = math::max(row);
     for v in row.iter_mut() {
         *v = math::exp(*v - max);
-        sum += *v;
     }
+    let sum = math::sum(row);
     let inv = 1.0 / sum;
     for v in row.iter_mut() {
         *v *= inv;
@@ -79,7 +78,7 @@ pub fn softmax_backward(g: &mut [f32], y: &[f32], cols: usize, mask: Mask) {
     {
         let n = mask.visible(r, cols);
         let (live, dead) = grow.split_at_mut(n);
-        let dot: f32 = live.iter().zip(&yrow[..n]).map(|(a, b)| a * b).sum();
+        let dot = math::dot(live, &yrow[..n]);
         for (gv, &yv) in live.iter_mut().zip(&yrow[..n]) {
             *gv = yv * (*gv - dot);
         }

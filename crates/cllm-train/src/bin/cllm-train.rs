@@ -7,13 +7,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cllm_train::data_args::DataArgs;
-use cllm_train::{prepare_cmd, run_dir};
+use cllm_train::signal::StopFlag;
+use cllm_train::train_args::TrainArgs;
+use cllm_train::{config, prepare_cmd, run_dir, trainer};
 
 /// Train GPT language models on CPUs.
 ///
 /// With no arguments, trains the `tiny` preset briefly on the built-in corpus (this project's
 /// own docs and sources). Point it at a file or directory (PATH), or a registered dataset
-/// (--dataset shakespeare, --dataset squad/dev), to train on something else.
+/// (--dataset shakespeare, --dataset squad/dev), to train on something else. A run directory
+/// (--out) receives config.json, metrics.jsonl, dataset.json, tokenizer.json and checkpoints/;
+/// Ctrl-C stops after the current step with a checkpoint, and --resume continues from it.
 #[derive(Parser, Debug)]
 #[command(name = "cllm-train", version, max_term_width = 100)]
 struct Cli {
@@ -25,8 +29,11 @@ struct Cli {
     #[command(flatten)]
     data: DataArgs,
 
+    #[command(flatten)]
+    train: TrainArgs,
+
     /// Run directory for config, metrics, checkpoints and the data summary
-    /// (default: runs/<dataset>-<UTC timestamp>).
+    /// (default: runs/<dataset>-<UTC timestamp>; with --resume, the resumed run's directory).
     #[arg(long, value_name = "RUN_DIR")]
     out: Option<PathBuf>,
 
@@ -37,22 +44,32 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let label = match (&cli.path, &cli.data.dataset) {
-        (Some(p), _) => p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "corpus".into()),
-        (None, Some(d)) => d.replace('/', "-"),
-        (None, None) => cllm_train::builtin_corpus::NAME.to_string(),
-    };
-    let out = cli
-        .out
-        .clone()
-        .unwrap_or_else(|| run_dir::default_run_dir(&label));
+    if cli.train.list_presets {
+        print!("{}", config::presets_table());
+        return ExitCode::SUCCESS;
+    }
     let result = if cli.prepare_only {
+        let label = match (&cli.path, &cli.data.dataset) {
+            (Some(p), _) => p
+                .file_name()
+                .map_or_else(|| "corpus".into(), |n| n.to_string_lossy().into_owned()),
+            (None, Some(d)) => d.replace('/', "-"),
+            (None, None) => cllm_train::builtin_corpus::NAME.to_string(),
+        };
+        let out = cli
+            .out
+            .clone()
+            .unwrap_or_else(|| run_dir::default_run_dir(&label));
         prepare_cmd::run(&cli.data, cli.path.as_ref(), &out)
     } else {
-        Err("training is not implemented yet; use --prepare-only".to_string())
+        let stop = StopFlag::install();
+        let req = trainer::Request {
+            path: cli.path,
+            data: cli.data,
+            train: cli.train,
+            out: cli.out,
+        };
+        trainer::run(req, &stop).map(|_| ())
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

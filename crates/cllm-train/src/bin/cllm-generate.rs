@@ -1,0 +1,31 @@
+//! `cllm-generate`: sample text from a trained model. Run with `--help` for the options.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cllm_train::generate_cmd::{self, GenerateArgs};
+
+/// Generate text with a model trained by cllm-train.
+///
+/// Streams the prompt and its continuation to stdout; the same --seed gives the same text.
+/// Decoding uses a KV cache, so each new token costs one row through the network.
+#[derive(Parser, Debug)]
+#[command(name = "cllm-generate", version, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    args: GenerateArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    match generate_cmd::run(&cli.args, &mut stdout) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! [`RunConfig`]: everything that determines a run, resolved from a preset and the command
+//! line, written to `RUN_DIR/config.json` and into every checkpoint.
+
+use std::path::PathBuf;
+
+use cllm_model::{GptConfig, TrainHyper, preset, preset_names};
+use serde::{Deserialize, Serialize};
+
+use crate::data_args::DataArgs;
+use crate::train_args::TrainArgs;
+
+/// The default seed (nanoGPT's).
+pub const DEFAULT_SEED: u64 = 1337;
+
+/// A fully resolved run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The preset the run started from.
+    pub preset: String,
+    /// Model shape (vocabulary from the tokenizer, or --vocab-size).
+    pub model: GptConfig,
+    /// Optimiser and schedule.
+    pub hyper: TrainHyper,
+    /// Initialisation and sampling seed.
+    pub seed: u64,
+    /// Steps between checkpoints (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept.
+    pub keep_checkpoints: usize,
+    /// Where the data came from (re-used on resume).
+    pub data: DataArgs,
+    /// The corpus path, if one was given instead of a dataset.
+    pub data_path: Option<PathBuf>,
+    /// Tokenizer fingerprint.
+    pub tokenizer_sha256: String,
+    /// Tokens in the training split.
+    pub train_tokens: u64,
+    /// Tokens in the validation split.
+    pub val_tokens: u64,
+    /// `cllm-train` version.
+    pub version: String,
+}
+
+/// The recipe after applying overrides to a preset.
+pub fn resolve_hyper(
+    args: &TrainArgs,
+    preset_name: &str,
+) -> Result<(GptConfig, TrainHyper), String> {
+    let p = preset(preset_name).ok_or_else(|| {
+        format!(
+            "unknown preset `{preset_name}`; presets: {}",
+            preset_names()
+        )
+    })?;
+    let mut m = p.model;
+    let mut h = p.train;
+    m.embed_dim = args.embed_dim.unwrap_or(m.embed_dim);
+    m.num_layers = args.num_layers.unwrap_or(m.num_layers);
+    m.num_heads = args.num_heads.unwrap_or(m.num_heads);
+    m.seq_len = args.seq_len.unwrap_or(m.seq_len);
+    m.bias |= args.bias;
+    h.batch_size = args.batch_size.unwrap_or(h.batch_size);
+    if let Some(lr) = args.learning_rate {
+        h.learning_rate = lr;
+        h.min_lr = lr / 10.0;
+    }
+    h.min_lr = args.min_lr.unwrap_or(h.min_lr);
+    h.warmup_steps = args.warmup_steps.unwrap_or(h.warmup_steps);
+    h.weight_decay = args.weight_decay.unwrap_or(h.weight_decay);
+    h.grad_clip = args.grad_clip.unwrap_or(h.grad_clip);
+    h.eval_interval = args.eval_interval.unwrap_or(h.eval_interval);
+    h.eval_iters = args.eval_iters.unwrap_or(h.eval_iters);
+    if let Some(n) = args.max_steps {
+        h.max_steps = n;
+        h.lr_decay_steps = n;
+    }
+    if h.batch_size == 0 {
+        return Err("--batch-size must be positive".into());
+    }
+    if h.eval_interval == 0 {
+        return Err("--eval-interval must be positive".into());
+    }
+    if !(h.learning_rate > 0.0 && h.learning_rate.is_finite()) {
+        return Err("--learning-rate must be a positive number".into());
+    }
+    Ok((m, h))
+}
+
+/// Flags that fix the model or recipe, which a resumed run may not change.
+pub fn fixed_flags_given(args: &TrainArgs) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let mut check = |given: bool, flag| {
+        if given {
+            v.push(flag);
+        }
+    };
+    check(args.preset.is_some(), "--preset");
+    check(args.embed_dim.is_some(), "--embed-dim");
+    check(args.num_layers.is_some(), "--num-layers");
+    check(args.num_heads.is_some(), "--num-heads");
+    check(args.seq_len.is_some(), "--seq-len");
+    check(args.batch_size.is_some(), "--batch-size");
+    check(args.bias, "--bias");
+    check(args.learning_rate.is_some(), "--learning-rate");
+    check(args.min_lr.is_some(), "--min-lr");
+    check(args.warmup_steps.is_some(), "--warmup-steps");
+    check(args.weight_decay.is_some(), "--weight-decay");
+    check(args.grad_clip.is_some(), "--grad-clip");
+    check(args.epochs.is_some(), "--epochs");
+    check(args.eval_interval.is_some(), "--eval-interval");
+    check(args.eval_iters.is_some(), "--eval-iters");
+    check(args.seed.is_some(), "--seed");
+    v
+}
+
+/// A table of the presets for `--list-presets`.
+pub fn presets_table() -> String {
+    let mut s = String::new();
+    for p in cllm_model::PRESETS {
+        let (m, h) = (p.model, p.train);
+        s += &format!(
+            "{:<13} {}\n{:13} embed {} layers {} heads {} seq {} batch {} lr {} steps {} (eval every {}, {} batches)\n",
+            p.name,
+            p.about,
+            "",
+            m.embed_dim,
+            m.num_layers,
+            m.num_heads,
+            m.seq_len,
+            h.batch_size,
+            h.learning_rate,
+            h.max_steps,
+            h.eval_interval,
+            h.eval_iters
+        );
+    }
+    s
+}

@@ -1,0 +1,93 @@
+//! The command-line options of training: preset, model and recipe overrides, run control.
+//! Every override is optional so that "given on the command line" can be told from "taken
+//! from the preset" (which matters when resuming).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Model shape, recipe and run control.
+#[derive(Args, Clone, Debug, Default)]
+pub struct TrainArgs {
+    /// Preset: tiny, small, medium, nanogpt-cpu, nanogpt-baby (default: tiny). See --list-presets.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// List the presets with their shapes and recipes, and exit.
+    #[arg(long)]
+    pub list_presets: bool,
+
+    /// Model width C.
+    #[arg(long, value_name = "C")]
+    pub embed_dim: Option<usize>,
+    /// Number of transformer blocks.
+    #[arg(long, value_name = "L")]
+    pub num_layers: Option<usize>,
+    /// Attention heads (must divide --embed-dim).
+    #[arg(long, value_name = "NH")]
+    pub num_heads: Option<usize>,
+    /// Context length T (tokens per sequence).
+    #[arg(long, value_name = "T")]
+    pub seq_len: Option<usize>,
+    /// Sequences per step (the global batch, split across worker threads).
+    #[arg(long, value_name = "B")]
+    pub batch_size: Option<usize>,
+    /// Biases in linear layers and LayerNorms (off in every preset).
+    #[arg(long)]
+    pub bias: bool,
+
+    /// Peak learning rate.
+    #[arg(long, value_name = "LR")]
+    pub learning_rate: Option<f32>,
+    /// Final learning rate of the cosine decay (default: learning rate / 10).
+    #[arg(long, value_name = "LR")]
+    pub min_lr: Option<f32>,
+    /// Linear warm-up steps.
+    #[arg(long, value_name = "N")]
+    pub warmup_steps: Option<u64>,
+    /// AdamW weight decay (matrices only).
+    #[arg(long, value_name = "WD")]
+    pub weight_decay: Option<f32>,
+    /// Clip the global gradient norm to this (0 disables).
+    #[arg(long, value_name = "NORM")]
+    pub grad_clip: Option<f32>,
+
+    /// Optimiser steps to run (the cosine decay ends here too).
+    #[arg(long, value_name = "N", conflicts_with = "epochs")]
+    pub max_steps: Option<u64>,
+    /// Train for this many passes over the training tokens instead of --max-steps.
+    #[arg(long, value_name = "E")]
+    pub epochs: Option<f64>,
+    /// Evaluate every N steps (and at the start and end).
+    #[arg(long, value_name = "N")]
+    pub eval_interval: Option<u64>,
+    /// Batches per evaluation (the same fixed batches every time).
+    #[arg(long, value_name = "N")]
+    pub eval_iters: Option<u64>,
+    /// Seed for initialisation and batch sampling (default 1337).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+
+    /// Write a checkpoint every N steps (0: only at the end and on Ctrl-C). Default: every
+    /// evaluation.
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<u64>,
+    /// Keep the newest N checkpoints (default 3).
+    #[arg(long, value_name = "N")]
+    pub keep_checkpoints: Option<usize>,
+    /// Continue a run: a run directory (its newest checkpoint) or a checkpoint directory. The
+    /// config comes from the checkpoint; --max-steps, --checkpoint-every and --keep-checkpoints
+    /// may be changed, other model and recipe flags may not.
+    #[arg(long, value_name = "RUN_DIR|CKPT")]
+    pub resume: Option<PathBuf>,
+    /// With --resume: evaluate the checkpoint on --eval-iters fixed batches of each split
+    /// (default: the run's own setting), print the losses as JSON, and exit without training.
+    #[arg(long, requires = "resume")]
+    pub eval_only: bool,
+    /// Print a progress line every N steps when stderr is not a terminal (default: 10 lines per run).
+    #[arg(long, value_name = "N")]
+    pub log_every: Option<u64>,
+    /// Behave as if Ctrl-C arrived after N steps of this invocation (for testing checkpoints
+    /// and resume).
+    #[arg(long, value_name = "N", hide = true)]
+    pub stop_after_steps: Option<u64>,
+}

@@ -1,0 +1,568 @@
+//! The training run: resolve the config (fresh or from a checkpoint), prepare the data, then
+//! step, evaluate, checkpoint and log until done, interrupted, or diverged.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cllm_data::{Batch, BatchSampler, Prepared, ShardReader, Split};
+use cllm_model::checkpoint::{self, CheckpointState};
+use cllm_model::{Gpt, schedule};
+
+use crate::config::{DEFAULT_SEED, RunConfig, fixed_flags_given, resolve_hyper};
+use crate::data_args::DataArgs;
+use crate::engine::{Engine, SerialEngine};
+use crate::metrics::{EvalLine, MetricsWriter, PhaseMs, RssSampler, StepLine};
+use crate::prepare_cmd::prepare_corpus;
+use crate::signal::StopFlag;
+use crate::train_args::TrainArgs;
+use crate::{progress, run_dir};
+
+/// Seed offset of the evaluation batches (they must not coincide with training batches).
+const EVAL_SEED_OFFSET: u64 = 0x5eed_e7a1;
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Positional corpus path.
+    pub path: Option<PathBuf>,
+    /// Data options.
+    pub data: DataArgs,
+    /// Model, recipe and run options.
+    pub train: TrainArgs,
+    /// `--out`.
+    pub out: Option<PathBuf>,
+}
+
+/// How a run ended (errors are `Err`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Steps completed.
+    pub step: u64,
+    /// True if Ctrl-C stopped it early.
+    pub interrupted: bool,
+    /// Last validation loss measured.
+    pub val_loss: Option<f32>,
+}
+
+/// Where a `--resume` argument points: the checkpoint to load and the run directory to go on in.
+fn locate_checkpoint(arg: &Path) -> Result<(PathBuf, PathBuf), String> {
+    if arg.join("state.json").is_file() {
+        // A checkpoint directory: RUN_DIR/checkpoints/step-N.
+        let run = arg
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        return Ok((arg.to_path_buf(), run));
+    }
+    match checkpoint::latest(&arg.join("checkpoints")) {
+        Some(ck) => Ok((ck, arg.to_path_buf())),
+        None => Err(format!(
+            "{}: no checkpoint to resume from (expected RUN_DIR/checkpoints/step-N/ or a checkpoint directory)",
+            arg.display()
+        )),
+    }
+}
+
+/// Runs training as requested; `stop` is polled after every step.
+pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
+    let resume = match &req.train.resume {
+        Some(arg) => {
+            let mut given = fixed_flags_given(&req.train);
+            if req.train.eval_only {
+                given.retain(|f| *f != "--eval-iters");
+            }
+            if !given.is_empty() {
+                return Err(format!(
+                    "{} cannot change when resuming (the config comes from the checkpoint); only --max-steps, \
+                     --checkpoint-every and --keep-checkpoints may be given",
+                    given.join(", ")
+                ));
+            }
+            let (ck_path, run) = locate_checkpoint(arg)?;
+            let ck = checkpoint::load(&ck_path).map_err(|e| e.to_string())?;
+            let cfg: RunConfig = serde_json::from_value(ck.state.extra.clone()).map_err(|e| {
+                format!(
+                    "{}: state.json has no usable run config: {e}",
+                    ck_path.display()
+                )
+            })?;
+            Some((ck, cfg, run, ck_path))
+        }
+        None => None,
+    };
+
+    // The config: from the checkpoint, or the preset plus overrides.
+    let (mut cfg, run_dir) = match &resume {
+        Some((_, cfg, run, _)) => {
+            let mut cfg = cfg.clone();
+            if let Some(n) = req.train.max_steps {
+                cfg.hyper.max_steps = n;
+                cfg.hyper.lr_decay_steps = n;
+            }
+            if req.train.eval_only {
+                cfg.hyper.eval_iters = req.train.eval_iters.unwrap_or(cfg.hyper.eval_iters);
+            }
+            cfg.checkpoint_every = req.train.checkpoint_every.unwrap_or(cfg.checkpoint_every);
+            cfg.keep_checkpoints = req.train.keep_checkpoints.unwrap_or(cfg.keep_checkpoints);
+            // Data may live elsewhere on this machine; its content is checked below.
+            if req.data.data_dir.is_some() {
+                cfg.data.data_dir = req.data.data_dir.clone();
+            }
+            if req.data.cache_dir.is_some() {
+                cfg.data.cache_dir = req.data.cache_dir.clone();
+            }
+            (cfg, req.out.clone().unwrap_or_else(|| run.clone()))
+        }
+        None => {
+            let preset_name = req.train.preset.clone().unwrap_or_else(|| "tiny".into());
+            let (model, hyper) = resolve_hyper(&req.train, &preset_name)?;
+            let cfg = RunConfig {
+                preset: preset_name,
+                model,
+                hyper,
+                seed: req.train.seed.unwrap_or(DEFAULT_SEED),
+                checkpoint_every: req.train.checkpoint_every.unwrap_or(hyper.eval_interval),
+                keep_checkpoints: req.train.keep_checkpoints.unwrap_or(3),
+                data: req.data.clone(),
+                data_path: req.path.clone(),
+                tokenizer_sha256: String::new(),
+                train_tokens: 0,
+                val_tokens: 0,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            let label = label_of(&req);
+            (
+                cfg,
+                req.out
+                    .clone()
+                    .unwrap_or_else(|| run_dir::default_run_dir(&label)),
+            )
+        }
+    };
+
+    // The data.
+    let prepared = prepare_corpus(
+        &cfg.data,
+        cfg.data_path.as_ref(),
+        cfg.model.seq_len as u64 + 1,
+    )?;
+    let tok_sha = prepared.summary.tokenizer_sha256.clone();
+    let tok_vocab = prepared.tokenizer.vocab_size();
+    match &resume {
+        Some((ck, _, _, path)) if ck.state.tokenizer_sha256 != tok_sha => {
+            return Err(format!(
+                "{}: the checkpoint was trained with tokenizer {} but the data now gives tokenizer {}; \
+                 resume with the data it was trained on",
+                path.display(),
+                short(&ck.state.tokenizer_sha256),
+                short(&tok_sha)
+            ));
+        }
+        Some(_) => {}
+        None => {
+            cfg.model.vocab_size = match req.data.vocab_size {
+                Some(v) if prepared.tokenizer.kind() != cllm_data::TokenizerKind::Bpe => {
+                    if v < tok_vocab {
+                        return Err(format!(
+                            "--vocab-size {v} is smaller than the {} tokenizer's vocabulary of {tok_vocab}",
+                            prepared.tokenizer.kind()
+                        ));
+                    }
+                    v
+                }
+                _ => tok_vocab,
+            };
+            cfg.tokenizer_sha256 = tok_sha;
+            cfg.train_tokens = prepared.summary.train_tokens;
+            cfg.val_tokens = prepared.summary.val_tokens;
+            if let Some(epochs) = req.train.epochs {
+                if !(epochs > 0.0 && epochs.is_finite()) {
+                    return Err("--epochs must be a positive number".into());
+                }
+                let per_step = (cfg.hyper.batch_size * cfg.model.seq_len) as f64;
+                let steps = (epochs * cfg.train_tokens as f64 / per_step)
+                    .ceil()
+                    .max(1.0) as u64;
+                cfg.hyper.max_steps = steps;
+                cfg.hyper.lr_decay_steps = steps;
+            }
+        }
+    }
+    let gpt = Gpt::new(cfg.model)?;
+    let start_step = resume.as_ref().map_or(0, |(ck, ..)| ck.state.step);
+    if start_step > cfg.hyper.max_steps {
+        return Err(format!(
+            "the checkpoint is at step {start_step}, beyond --max-steps {}; pass a larger --max-steps to continue",
+            cfg.hyper.max_steps
+        ));
+    }
+
+    if req.train.eval_only {
+        let (weights, m, v) = resume
+            .map(|(ck, ..)| (ck.weights, ck.m, ck.v))
+            .expect("--eval-only requires --resume");
+        let engine = SerialEngine::new(gpt, &cfg.hyper, weights, m, v);
+        return evaluate_only(cfg, run_dir, start_step, &prepared, engine);
+    }
+
+    // The run directory.
+    std::fs::create_dir_all(run_dir.join("checkpoints"))
+        .map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    prepared
+        .write_run_files(&run_dir)
+        .map_err(|e| e.to_string())?;
+    let cfg_json = serde_json::to_string_pretty(&cfg).expect("config serialises");
+    cllm_data::write_atomic(&run_dir.join("config.json"), cfg_json.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let metrics = MetricsWriter::open(&run_dir.join("metrics.jsonl"), start_step)?;
+
+    let (weights, m, v) = match resume {
+        Some((ck, ..)) => (ck.weights, ck.m, ck.v),
+        None => (
+            gpt.params.init(&cfg.model, cfg.seed),
+            gpt.params.layout.zeros(),
+            gpt.params.layout.zeros(),
+        ),
+    };
+    eprintln!(
+        "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens",
+        cfg.preset,
+        cfg.model.num_params(),
+        cfg.model.num_layers,
+        cfg.model.num_heads,
+        cfg.model.embed_dim,
+        cfg.model.seq_len,
+        cfg.model.vocab_size,
+        cfg.hyper.batch_size,
+        cfg.model.seq_len
+    );
+    if start_step > 0 {
+        eprintln!("resuming at step {start_step} of {}", cfg.hyper.max_steps);
+    }
+    let engine = SerialEngine::new(gpt, &cfg.hyper, weights, m, v);
+    let mut trainer = Trainer::new(cfg, run_dir, &prepared, engine, metrics)?;
+    trainer.log_every = req.train.log_every;
+    trainer.stop_after = req.train.stop_after_steps;
+    trainer.train(start_step, stop)
+}
+
+/// `--eval-only`: the losses of a checkpoint on fixed batches, printed as one JSON line.
+fn evaluate_only<E: Engine>(
+    cfg: RunConfig,
+    run_dir: PathBuf,
+    step: u64,
+    prepared: &Prepared,
+    mut engine: E,
+) -> Result<Outcome, String> {
+    let (b, t) = (cfg.hyper.batch_size, cfg.model.seq_len);
+    let sampler = BatchSampler::new(cfg.seed.wrapping_add(EVAL_SEED_OFFSET), b, t);
+    let mut report = serde_json::Map::new();
+    report.insert("step".into(), step.into());
+    report.insert("eval_iters".into(), cfg.hyper.eval_iters.into());
+    let mut val_loss = None;
+    for (name, split) in [("val", Split::Val), ("train", Split::Train)] {
+        let mut reader = prepared.open(split).map_err(|e| e.to_string())?;
+        let mut batch = Batch::default();
+        let mut total = 0.0f64;
+        for i in 0..cfg.hyper.eval_iters {
+            sampler
+                .fill(i, &mut reader, &mut batch)
+                .map_err(|e| e.to_string())?;
+            total += engine.eval_loss(&batch)? as f64;
+        }
+        let loss = total / cfg.hyper.eval_iters.max(1) as f64;
+        if name == "val" {
+            val_loss = Some(loss as f32);
+        }
+        report.insert(format!("{name}_loss"), loss.into());
+    }
+    println!("{}", serde_json::Value::Object(report));
+    Ok(Outcome {
+        run_dir,
+        step,
+        interrupted: false,
+        val_loss,
+    })
+}
+
+fn label_of(req: &Request) -> String {
+    match (&req.path, &req.data.dataset) {
+        (Some(p), _) => p
+            .file_name()
+            .map_or_else(|| "corpus".into(), |n| n.to_string_lossy().into_owned()),
+        (None, Some(d)) => d.replace('/', "-"),
+        (None, None) => crate::builtin_corpus::NAME.into(),
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// The loop and its state.
+struct Trainer<E: Engine> {
+    cfg: RunConfig,
+    run_dir: PathBuf,
+    engine: E,
+    metrics: MetricsWriter,
+    train: ShardReader,
+    sampler: BatchSampler,
+    eval_batches: Vec<(&'static str, Vec<Batch>)>,
+    batch: Batch,
+    last_checkpoint: Option<PathBuf>,
+    last_val: Option<f32>,
+    rss: RssSampler,
+    log_every: Option<u64>,
+    stop_after: Option<u64>,
+}
+
+impl<E: Engine> Trainer<E> {
+    fn new(
+        cfg: RunConfig,
+        run_dir: PathBuf,
+        prepared: &Prepared,
+        engine: E,
+        metrics: MetricsWriter,
+    ) -> Result<Self, String> {
+        let (b, t) = (cfg.hyper.batch_size, cfg.model.seq_len);
+        let err = |e: cllm_data::DataError| e.to_string();
+        let train = prepared.open(Split::Train).map_err(err)?;
+        // Fixed evaluation batches: the same every evaluation, so losses compare across steps.
+        let eval_sampler = BatchSampler::new(cfg.seed.wrapping_add(EVAL_SEED_OFFSET), b, t);
+        let mut eval_batches = Vec::new();
+        for (name, split) in [("val", Split::Val), ("train", Split::Train)] {
+            let mut reader = prepared.open(split).map_err(err)?;
+            let batches = (0..cfg.hyper.eval_iters)
+                .map(|i| eval_sampler.batch(i, &mut reader))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            eval_batches.push((name, batches));
+        }
+        let sampler = BatchSampler::new(cfg.seed, b, t);
+        Ok(Trainer {
+            cfg,
+            run_dir,
+            engine,
+            metrics,
+            train,
+            sampler,
+            eval_batches,
+            batch: Batch::default(),
+            last_checkpoint: None,
+            last_val: None,
+            rss: RssSampler::default(),
+            log_every: None,
+            stop_after: None,
+        })
+    }
+
+    fn train(&mut self, start: u64, stop: &StopFlag) -> Result<Outcome, String> {
+        let h = self.cfg.hyper;
+        let tokens_per_step = (h.batch_size * self.cfg.model.seq_len) as f64;
+        let pb = progress::bar(h.max_steps, "training");
+        pb.set_position(start);
+        let log_every = self.cfg_log_every();
+        if start == 0 {
+            self.evaluate(0, &pb)?;
+        }
+        let started = Instant::now();
+        let mut step_ms = Vec::with_capacity((h.max_steps - start) as usize);
+        let mut interrupted = false;
+        for step in start..h.max_steps {
+            let t0 = Instant::now();
+            let lr = schedule::learning_rate(&h, step);
+            self.sampler
+                .fill(step, &mut self.train, &mut self.batch)
+                .map_err(|e| e.to_string())?;
+            let data = t0.elapsed().as_secs_f64();
+            let out = self.engine.step(&self.batch, step + 1, lr)?;
+            let done = step + 1;
+            if !out.loss.is_finite() || !out.grad_norm.is_finite() {
+                let _ = self.metrics.flush();
+                let kept = self
+                    .last_checkpoint
+                    .as_ref()
+                    .map_or("none".into(), |p| p.display().to_string());
+                return Err(format!(
+                    "training diverged at step {done}: loss {} and gradient norm {} (try a lower --learning-rate); \
+                     last good checkpoint: {kept}",
+                    out.loss, out.grad_norm
+                ));
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            step_ms.push(secs * 1e3);
+            self.metrics.write(&StepLine {
+                step: done,
+                loss: out.loss,
+                lr,
+                grad_norm: out.grad_norm,
+                tokens_per_s: tokens_per_step / secs,
+                ms_per_step: secs * 1e3,
+                rss_bytes: self.rss.get(),
+                phase_ms: PhaseMs::new(data, out.phases),
+            })?;
+            pb.set_position(done);
+            pb.set_message(format!("loss {:.4}", out.loss));
+            if pb.is_hidden() && (done % log_every == 0 || done == h.max_steps) {
+                eprintln!(
+                    "step {done}/{}: loss {:.4}, lr {lr:.2e}, {:.1} ms/step",
+                    h.max_steps,
+                    out.loss,
+                    secs * 1e3
+                );
+            }
+            if done % h.eval_interval == 0 || done == h.max_steps {
+                self.evaluate(done, &pb)?;
+            }
+            let ck_every = self.cfg.checkpoint_every;
+            if done == h.max_steps || (ck_every > 0 && done % ck_every == 0) {
+                self.checkpoint(done)?;
+            }
+            let stop_now = stop.requested() || self.stop_after.is_some_and(|n| done - start >= n);
+            if stop_now && done < h.max_steps {
+                self.checkpoint(done)?;
+                interrupted = true;
+                pb.finish_and_clear();
+                eprintln!(
+                    "stopped at step {done} of {}; checkpoint {}\nresume with: cllm-train --resume {}",
+                    h.max_steps,
+                    self.last_checkpoint
+                        .as_ref()
+                        .map_or(String::new(), |p| p.display().to_string()),
+                    self.run_dir.display()
+                );
+                break;
+            }
+        }
+        self.metrics.flush()?;
+        pb.finish_and_clear();
+        let end = if interrupted {
+            start + step_ms.len() as u64
+        } else {
+            h.max_steps
+        };
+        if !interrupted {
+            self.summary(
+                start,
+                &step_ms,
+                started.elapsed().as_secs_f64(),
+                tokens_per_step,
+            );
+        }
+        Ok(Outcome {
+            run_dir: self.run_dir.clone(),
+            step: end,
+            interrupted,
+            val_loss: self.last_val,
+        })
+    }
+
+    fn cfg_log_every(&self) -> u64 {
+        self.log_every
+            .unwrap_or((self.cfg.hyper.max_steps / 10).max(1))
+            .max(1)
+    }
+
+    fn evaluate(&mut self, step: u64, pb: &indicatif::ProgressBar) -> Result<(), String> {
+        let mut report = Vec::new();
+        for (name, batches) in &self.eval_batches {
+            if batches.is_empty() {
+                continue;
+            }
+            let mut total = 0.0f64;
+            for b in batches {
+                total += self.engine.eval_loss(b)? as f64;
+            }
+            let loss = (total / batches.len() as f64) as f32;
+            self.metrics.write(&EvalLine {
+                step,
+                split: name,
+                loss,
+            })?;
+            if *name == "val" {
+                self.last_val = Some(loss);
+            }
+            report.push(format!("{name} loss {loss:.4}"));
+        }
+        self.metrics.flush()?;
+        if !report.is_empty() {
+            pb.suspend(|| eprintln!("step {step}: {}", report.join(", ")));
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, step: u64) -> Result<(), String> {
+        let dir = self.run_dir.join("checkpoints");
+        let name = checkpoint::step_name(step);
+        if self
+            .last_checkpoint
+            .as_ref()
+            .is_some_and(|p| p.ends_with(&name))
+        {
+            return Ok(());
+        }
+        let state = CheckpointState {
+            version: checkpoint::CHECKPOINT_VERSION,
+            step,
+            model: self.cfg.model,
+            hyper: self.cfg.hyper,
+            seed: self.cfg.seed,
+            tokenizer_sha256: self.cfg.tokenizer_sha256.clone(),
+            weights_sha256: String::new(),
+            extra: serde_json::to_value(&self.cfg).expect("config serialises"),
+        };
+        let (m, v) = self.engine.moments();
+        let params = cllm_model::GptParams::new(&self.cfg.model);
+        let path = checkpoint::save(&dir, &name, &params, state, self.engine.weights(), m, v)
+            .map_err(|e| e.to_string())?;
+        self.last_checkpoint = Some(path);
+        self.prune_checkpoints(&dir);
+        Ok(())
+    }
+
+    /// Keeps the newest `keep_checkpoints` checkpoints.
+    fn prune_checkpoints(&self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut steps: Vec<(u64, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let step = name.strip_prefix("step-")?.parse::<u64>().ok()?;
+                Some((step, e.path()))
+            })
+            .collect();
+        steps.sort();
+        let keep = self.cfg.keep_checkpoints.max(1);
+        if steps.len() > keep {
+            for (_, p) in &steps[..steps.len() - keep] {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+    }
+
+    fn summary(&self, start: u64, step_ms: &[f64], secs: f64, tokens_per_step: f64) {
+        let mut sorted = step_ms.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+        eprintln!(
+            "trained steps {start}..{} in {secs:.1} s: median {median:.2} ms/step, {:.0} tokens/s; last val loss {}",
+            self.cfg.hyper.max_steps,
+            if median > 0.0 {
+                tokens_per_step / (median / 1e3)
+            } else {
+                0.0
+            },
+            self.last_val.map_or("n/a".into(), |v| format!("{v:.4}"))
+        );
+        eprintln!(
+            "run directory: {} (config.json, metrics.jsonl, checkpoints/)\nsample from it: cllm-generate {} --prompt \"...\"",
+            self.run_dir.display(),
+            self.run_dir.display()
+        );
+    }
+}

@@ -1,0 +1,387 @@
+//! `cllm-train` and `cllm-generate` as users run them: training writes its run directory,
+//! resuming is bit-for-bit, Ctrl-C checkpoints and exits 0, divergence and bad inputs are
+//! clear errors. Fixtures are written here; nothing needs the network or ../shared.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..400)
+            .map(|i| {
+                format!(
+                    "line {i}: the quick brown fox jumps over the lazy dog {}.\n",
+                    i % 7
+                )
+            })
+            .collect();
+        fs::write(dir.path().join("corpus.txt"), text).unwrap();
+        Env { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn train(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cllm-train"));
+        cmd.arg(self.path("corpus.txt"))
+            .args(["--cache-dir", self.path("cache").to_str().unwrap()])
+            .args(args);
+        cmd.output().unwrap()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// (step, loss bits) of every training line in `metrics.jsonl`.
+fn losses(run: &Path) -> Vec<(u64, u32)> {
+    fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("ms_per_step").is_some())
+        .map(|v| {
+            (
+                v["step"].as_u64().unwrap(),
+                (v["loss"].as_f64().unwrap() as f32).to_bits(),
+            )
+        })
+        .collect()
+}
+
+const SMALL: &[&str] = &[
+    "--preset",
+    "tiny",
+    "--max-steps",
+    "30",
+    "--eval-interval",
+    "10",
+    "--eval-iters",
+    "2",
+];
+
+#[test]
+fn train_writes_the_run_directory_and_learns() {
+    let env = Env::new();
+    let run = env.path("run");
+    let args = [
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "150",
+        "--eval-interval",
+        "50",
+        "--eval-iters",
+        "2",
+    ];
+    let out = env.train(&[&args[..], &["--out", run.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    for f in [
+        "config.json",
+        "metrics.jsonl",
+        "dataset.json",
+        "tokenizer.json",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    assert!(
+        run.join("checkpoints/step-00000150/model.safetensors")
+            .is_file()
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["preset"], "tiny");
+    assert_eq!(config["hyper"]["max_steps"], 150);
+    let lines: Vec<serde_json::Value> = fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let step = lines
+        .iter()
+        .find(|v| v["step"] == 1 && v.get("lr").is_some())
+        .unwrap();
+    for key in [
+        "loss",
+        "lr",
+        "grad_norm",
+        "tokens_per_s",
+        "ms_per_step",
+        "rss_bytes",
+    ] {
+        assert!(step[key].is_number(), "metrics line lacks {key}: {step}");
+    }
+    let vals: Vec<f64> = lines
+        .iter()
+        .filter(|v| v["split"] == "val")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect();
+    assert!(
+        vals.len() >= 2 && vals.last().unwrap() < &(vals[0] - 0.5),
+        "val loss should fall: {vals:?}"
+    );
+
+    // Generation from the run: deterministic per seed, streaming the prompt first.
+    let generate = |seed: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cllm-generate"))
+            .args([
+                run.to_str().unwrap(),
+                "--prompt",
+                "line 1",
+                "--max-new-tokens",
+                "40",
+                "--seed",
+                seed,
+            ])
+            .output()
+            .unwrap()
+    };
+    let (a, b, c) = (generate("1"), generate("1"), generate("2"));
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(a.stdout, b.stdout);
+    assert_ne!(a.stdout, c.stdout);
+    assert!(String::from_utf8_lossy(&a.stdout).starts_with("line 1"));
+}
+
+#[test]
+fn resume_is_bit_for_bit() {
+    let env = Env::new();
+    let (full, part) = (env.path("full"), env.path("part"));
+    let out = env.train(&[SMALL, &["--out", full.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.train(
+        &[
+            SMALL,
+            &["--out", part.to_str().unwrap(), "--stop-after-steps", "17"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resume with"), "{}", stderr(&out));
+    assert!(part.join("checkpoints/step-00000017").is_dir());
+    let out = env.train(&["--resume", part.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming at step 17"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        losses(&part),
+        losses(&full),
+        "losses after resuming differ from the uninterrupted run"
+    );
+    let weights =
+        |run: &Path| fs::read(run.join("checkpoints/step-00000030/model.safetensors")).unwrap();
+    assert_eq!(
+        weights(&part),
+        weights(&full),
+        "final weights and moments differ"
+    );
+}
+
+#[test]
+fn resume_refuses_changed_settings_and_damaged_checkpoints() {
+    let env = Env::new();
+    let run = env.path("run");
+    let out = env.train(
+        &[
+            SMALL,
+            &["--out", run.to_str().unwrap(), "--stop-after-steps", "10"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.train(&["--resume", run.to_str().unwrap(), "--embed-dim", "64"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--embed-dim cannot change when resuming"),
+        "{}",
+        stderr(&out)
+    );
+
+    let model = run.join("checkpoints/step-00000010/model.safetensors");
+    let mut bytes = fs::read(&model).unwrap();
+    bytes.truncate(bytes.len() - 100);
+    fs::write(&model, bytes).unwrap();
+    let out = env.train(&["--resume", run.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not a usable checkpoint") && err.contains("model.safetensors"),
+        "{err}"
+    );
+    assert_eq!(
+        err.trim()
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1
+    );
+
+    let out = env.train(&["--resume", env.path("nowhere").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no checkpoint to resume from"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn resume_refuses_a_different_tokenizer() {
+    let env = Env::new();
+    let run = env.path("run");
+    let out = env.train(
+        &[
+            SMALL,
+            &["--out", run.to_str().unwrap(), "--stop-after-steps", "5"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The corpus gains a character: a char tokenizer built from it has a different vocabulary.
+    let mut text = fs::read_to_string(env.path("corpus.txt")).unwrap();
+    text.push_str("a new character: ~\n");
+    fs::write(env.path("corpus.txt"), text).unwrap();
+    let out = env.train(&["--resume", run.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("tokenizer"), "{}", stderr(&out));
+}
+
+#[test]
+fn divergence_stops_with_the_step_and_keeps_the_last_checkpoint() {
+    let env = Env::new();
+    let run = env.path("run");
+    let out = env.train(&[
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "400",
+        "--eval-interval",
+        "10",
+        "--eval-iters",
+        "1",
+        "--learning-rate",
+        "1e7",
+        "--grad-clip",
+        "0",
+        "--warmup-steps",
+        "0",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("training diverged at step"), "{err}");
+    assert!(err.contains("last good checkpoint"), "{err}");
+    if let Some(ck) = cllm_model::checkpoint::latest(&run.join("checkpoints")) {
+        cllm_model::checkpoint::load(&ck).expect("the kept checkpoint is intact");
+    }
+}
+
+#[test]
+fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
+    let env = Env::new();
+    fs::write(env.path("small.txt"), "tiny corpus\n".repeat(5)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cllm-train"))
+        .arg(env.path("small.txt"))
+        .args([
+            "--cache-dir",
+            env.path("cache").to_str().unwrap(),
+            "--out",
+            env.path("r").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("corpus too small"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("r").exists());
+
+    let out = env.train(&[
+        "--embed-dim",
+        "30",
+        "--num-heads",
+        "4",
+        "--out",
+        env.path("r2").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--embed-dim 30 is not a multiple of --num-heads 4"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.train(&["--preset", "huge"]);
+    assert!(
+        stderr(&out).contains("unknown preset `huge`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_checkpoints_and_exits_zero() {
+    let env = Env::new();
+    let run = env.path("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_cllm-train"))
+        .arg(env.path("corpus.txt"))
+        .args([
+            "--cache-dir",
+            env.path("cache").to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .args([
+            "--preset",
+            "tiny",
+            "--max-steps",
+            "1000000",
+            "--eval-interval",
+            "100000",
+            "--eval-iters",
+            "1",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training is under way, then send SIGINT as a terminal would.
+    let started = Instant::now();
+    while !run.join("metrics.jsonl").is_file()
+        || fs::metadata(run.join("metrics.jsonl")).unwrap().len() < 2000
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "training did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("resume with: cllm-train --resume"), "{err}");
+    let ck =
+        cllm_model::checkpoint::latest(&run.join("checkpoints")).expect("a checkpoint was written");
+    let state = cllm_model::checkpoint::load(&ck).unwrap().state;
+    assert!(state.step > 0);
+}

@@ -37,6 +37,16 @@ pub struct RunConfig {
     pub train_tokens: u64,
     /// Tokens in the validation split.
     pub val_tokens: u64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Workers that compute forward and backward.
+    pub compute_workers: usize,
+    /// Whether workers were pinned to cores.
+    pub pin: bool,
+    /// Groups of up to 12 workers.
+    pub groups: usize,
+    /// Depth of the worker tree under Node Zero.
+    pub tree_depth: usize,
     /// `cllm-train` version.
     pub version: String,
 }

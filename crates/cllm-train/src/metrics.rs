@@ -34,7 +34,7 @@ pub struct StepLine {
 /// [`PhaseTimes`] in milliseconds, plus data loading.
 #[derive(Serialize)]
 pub struct PhaseMs {
-    /// Sampling and reading the batch.
+    /// Sampling and reading the next batch (Node Zero, while the workers compute).
     pub data: f64,
     /// Forward and backward.
     pub compute: f64,
@@ -44,6 +44,8 @@ pub struct PhaseMs {
     pub reduce: f64,
     /// Norm, clipping, AdamW.
     pub optimizer: f64,
+    /// Slowest minus fastest computing worker.
+    pub straggler: f64,
 }
 
 impl PhaseMs {
@@ -55,6 +57,7 @@ impl PhaseMs {
             wait: p.wait * 1e3,
             reduce: p.reduce * 1e3,
             optimizer: p.optimizer * 1e3,
+            straggler: p.straggler * 1e3,
         }
     }
 }

@@ -86,8 +86,32 @@ pub struct TrainArgs {
     /// Print a progress line every N steps when stderr is not a terminal (default: 10 lines per run).
     #[arg(long, value_name = "N")]
     pub log_every: Option<u64>,
+    /// Worker threads (default: the number of cores). Node Zero, the thread that prepares data
+    /// and coordinates, comes in addition.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Workers that compute forward and backward (default: the smallest of --threads, the
+    /// number of cores and --batch-size). Splitting a step over more compute threads than cores
+    /// only adds time-slicing and shrinks each worker's matrices; the other workers still take
+    /// part in the gradient reduction and the optimizer.
+    #[arg(long, value_name = "N")]
+    pub compute_workers: Option<usize>,
+    /// Pin worker k to core k mod cores.
+    #[arg(long)]
+    pub pin: bool,
+    /// Make worker W panic at step S (testing the fault path), as `W:S`.
+    #[arg(long, value_name = "W:S", hide = true, value_parser = parse_injection)]
+    pub inject_panic: Option<(usize, u64)>,
     /// Behave as if Ctrl-C arrived after N steps of this invocation (for testing checkpoints
     /// and resume).
     #[arg(long, value_name = "N", hide = true)]
     pub stop_after_steps: Option<u64>,
+}
+
+fn parse_injection(s: &str) -> Result<(usize, u64), String> {
+    let (w, st) = s.split_once(':').ok_or("expected WORKER:STEP")?;
+    Ok((
+        w.parse().map_err(|_| "bad worker")?,
+        st.parse().map_err(|_| "bad step")?,
+    ))
 }

@@ -1,16 +1,16 @@
-//! The training run: resolve the config (fresh or from a checkpoint), prepare the data, then
-//! step, evaluate, checkpoint and log until done, interrupted, or diverged.
+//! The training run: resolve the config (fresh or from a checkpoint), prepare the data, start
+//! the lattice, then step, evaluate, checkpoint and log until done, interrupted, or diverged.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cllm_data::{Batch, BatchSampler, Prepared, ShardReader, Split};
-use cllm_model::checkpoint::{self, CheckpointState};
+use cllm_model::checkpoint::{self, Checkpoint, CheckpointState};
 use cllm_model::{Gpt, schedule};
 
 use crate::config::{DEFAULT_SEED, RunConfig, fixed_flags_given, resolve_hyper};
 use crate::data_args::DataArgs;
-use crate::engine::{Engine, SerialEngine};
+use crate::engine::{EngineOptions, InjectedPanic, LatticeEngine};
 use crate::metrics::{EvalLine, MetricsWriter, PhaseMs, RssSampler, StepLine};
 use crate::prepare_cmd::prepare_corpus;
 use crate::signal::StopFlag;
@@ -53,8 +53,7 @@ fn locate_checkpoint(arg: &Path) -> Result<(PathBuf, PathBuf), String> {
         let run = arg
             .parent()
             .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         return Ok((arg.to_path_buf(), run));
     }
     match checkpoint::latest(&arg.join("checkpoints")) {
@@ -66,38 +65,110 @@ fn locate_checkpoint(arg: &Path) -> Result<(PathBuf, PathBuf), String> {
     }
 }
 
-/// Runs training as requested; `stop` is polled after every step.
-pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
-    let resume = match &req.train.resume {
-        Some(arg) => {
-            let mut given = fixed_flags_given(&req.train);
-            if req.train.eval_only {
-                given.retain(|f| *f != "--eval-iters");
-            }
-            if !given.is_empty() {
+/// A checkpoint being resumed, with the run config it carries and where the run lives.
+struct Resume {
+    ck: Checkpoint,
+    cfg: RunConfig,
+    run_dir: PathBuf,
+    path: PathBuf,
+}
+
+fn load_resume(req: &Request, arg: &Path) -> Result<Resume, String> {
+    let mut given = fixed_flags_given(&req.train);
+    if req.train.eval_only {
+        given.retain(|f| *f != "--eval-iters");
+    }
+    if !given.is_empty() {
+        return Err(format!(
+            "{} cannot change when resuming (the config comes from the checkpoint); only --max-steps, \
+             --checkpoint-every, --keep-checkpoints and --threads may be given",
+            given.join(", ")
+        ));
+    }
+    let (path, run_dir) = locate_checkpoint(arg)?;
+    let ck = checkpoint::load(&path).map_err(|e| e.to_string())?;
+    let cfg: RunConfig = serde_json::from_value(ck.state.extra.clone()).map_err(|e| {
+        format!(
+            "{}: state.json has no usable run config: {e}",
+            path.display()
+        )
+    })?;
+    Ok(Resume {
+        ck,
+        cfg,
+        run_dir,
+        path,
+    })
+}
+
+/// The config of a fresh run: the preset plus overrides (data-dependent fields filled later).
+fn fresh_config(req: &Request) -> Result<RunConfig, String> {
+    let preset_name = req.train.preset.clone().unwrap_or_else(|| "tiny".into());
+    let (model, hyper) = resolve_hyper(&req.train, &preset_name)?;
+    Ok(RunConfig {
+        preset: preset_name,
+        model,
+        hyper,
+        seed: req.train.seed.unwrap_or(DEFAULT_SEED),
+        checkpoint_every: req.train.checkpoint_every.unwrap_or(hyper.eval_interval),
+        keep_checkpoints: req.train.keep_checkpoints.unwrap_or(3),
+        data: req.data.clone(),
+        data_path: req.path.clone(),
+        tokenizer_sha256: String::new(),
+        train_tokens: 0,
+        val_tokens: 0,
+        threads: 0,
+        compute_workers: 0,
+        pin: false,
+        groups: 0,
+        tree_depth: 0,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// Fills the data-dependent fields of a fresh config.
+fn complete_fresh(cfg: &mut RunConfig, req: &Request, prepared: &Prepared) -> Result<(), String> {
+    let tok_vocab = prepared.tokenizer.vocab_size();
+    cfg.model.vocab_size = match req.data.vocab_size {
+        Some(v) if prepared.tokenizer.kind() != cllm_data::TokenizerKind::Bpe => {
+            if v < tok_vocab {
                 return Err(format!(
-                    "{} cannot change when resuming (the config comes from the checkpoint); only --max-steps, \
-                     --checkpoint-every and --keep-checkpoints may be given",
-                    given.join(", ")
+                    "--vocab-size {v} is smaller than the {} tokenizer's vocabulary of {tok_vocab}",
+                    prepared.tokenizer.kind()
                 ));
             }
-            let (ck_path, run) = locate_checkpoint(arg)?;
-            let ck = checkpoint::load(&ck_path).map_err(|e| e.to_string())?;
-            let cfg: RunConfig = serde_json::from_value(ck.state.extra.clone()).map_err(|e| {
-                format!(
-                    "{}: state.json has no usable run config: {e}",
-                    ck_path.display()
-                )
-            })?;
-            Some((ck, cfg, run, ck_path))
+            v
         }
-        None => None,
+        _ => tok_vocab,
     };
+    cfg.tokenizer_sha256 = prepared.summary.tokenizer_sha256.clone();
+    cfg.train_tokens = prepared.summary.train_tokens;
+    cfg.val_tokens = prepared.summary.val_tokens;
+    if let Some(epochs) = req.train.epochs {
+        if !(epochs > 0.0 && epochs.is_finite()) {
+            return Err("--epochs must be a positive number".into());
+        }
+        let per_step = (cfg.hyper.batch_size * cfg.model.seq_len) as f64;
+        let steps = (epochs * cfg.train_tokens as f64 / per_step)
+            .ceil()
+            .max(1.0) as u64;
+        cfg.hyper.max_steps = steps;
+        cfg.hyper.lr_decay_steps = steps;
+    }
+    Ok(())
+}
 
-    // The config: from the checkpoint, or the preset plus overrides.
+/// Runs training as requested; `stop` is polled after every step.
+pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
+    let resume = req
+        .train
+        .resume
+        .as_ref()
+        .map(|arg| load_resume(&req, arg))
+        .transpose()?;
     let (mut cfg, run_dir) = match &resume {
-        Some((_, cfg, run, _)) => {
-            let mut cfg = cfg.clone();
+        Some(r) => {
+            let mut cfg = r.cfg.clone();
             if let Some(n) = req.train.max_steps {
                 cfg.hyper.max_steps = n;
                 cfg.hyper.lr_decay_steps = n;
@@ -114,34 +185,38 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
             if req.data.cache_dir.is_some() {
                 cfg.data.cache_dir = req.data.cache_dir.clone();
             }
-            (cfg, req.out.clone().unwrap_or_else(|| run.clone()))
+            (cfg, req.out.clone().unwrap_or_else(|| r.run_dir.clone()))
         }
         None => {
-            let preset_name = req.train.preset.clone().unwrap_or_else(|| "tiny".into());
-            let (model, hyper) = resolve_hyper(&req.train, &preset_name)?;
-            let cfg = RunConfig {
-                preset: preset_name,
-                model,
-                hyper,
-                seed: req.train.seed.unwrap_or(DEFAULT_SEED),
-                checkpoint_every: req.train.checkpoint_every.unwrap_or(hyper.eval_interval),
-                keep_checkpoints: req.train.keep_checkpoints.unwrap_or(3),
-                data: req.data.clone(),
-                data_path: req.path.clone(),
-                tokenizer_sha256: String::new(),
-                train_tokens: 0,
-                val_tokens: 0,
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            };
-            let label = label_of(&req);
+            let cfg = fresh_config(&req)?;
             (
                 cfg,
                 req.out
                     .clone()
-                    .unwrap_or_else(|| run_dir::default_run_dir(&label)),
+                    .unwrap_or_else(|| run_dir::default_run_dir(&label_of(&req))),
             )
         }
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cfg.threads = req
+        .train
+        .threads
+        .unwrap_or(if resume.is_some() && cfg.threads > 0 {
+            cfg.threads
+        } else {
+            cores
+        });
+    if cfg.threads == 0 {
+        return Err("--threads must be at least 1 (Node Zero does not compute)".into());
+    }
+    cfg.pin = req.train.pin;
+    cfg.compute_workers = req
+        .train
+        .compute_workers
+        .unwrap_or_else(|| {
+            crate::engine::default_compute_workers(cfg.threads, cores, cfg.hyper.batch_size)
+        })
+        .clamp(1, cfg.threads.max(1));
 
     // The data.
     let prepared = prepare_corpus(
@@ -149,62 +224,51 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         cfg.data_path.as_ref(),
         cfg.model.seq_len as u64 + 1,
     )?;
-    let tok_sha = prepared.summary.tokenizer_sha256.clone();
-    let tok_vocab = prepared.tokenizer.vocab_size();
     match &resume {
-        Some((ck, _, _, path)) if ck.state.tokenizer_sha256 != tok_sha => {
+        Some(r) if r.ck.state.tokenizer_sha256 != prepared.summary.tokenizer_sha256 => {
             return Err(format!(
                 "{}: the checkpoint was trained with tokenizer {} but the data now gives tokenizer {}; \
                  resume with the data it was trained on",
-                path.display(),
-                short(&ck.state.tokenizer_sha256),
-                short(&tok_sha)
+                r.path.display(),
+                short(&r.ck.state.tokenizer_sha256),
+                short(&prepared.summary.tokenizer_sha256)
             ));
         }
         Some(_) => {}
-        None => {
-            cfg.model.vocab_size = match req.data.vocab_size {
-                Some(v) if prepared.tokenizer.kind() != cllm_data::TokenizerKind::Bpe => {
-                    if v < tok_vocab {
-                        return Err(format!(
-                            "--vocab-size {v} is smaller than the {} tokenizer's vocabulary of {tok_vocab}",
-                            prepared.tokenizer.kind()
-                        ));
-                    }
-                    v
-                }
-                _ => tok_vocab,
-            };
-            cfg.tokenizer_sha256 = tok_sha;
-            cfg.train_tokens = prepared.summary.train_tokens;
-            cfg.val_tokens = prepared.summary.val_tokens;
-            if let Some(epochs) = req.train.epochs {
-                if !(epochs > 0.0 && epochs.is_finite()) {
-                    return Err("--epochs must be a positive number".into());
-                }
-                let per_step = (cfg.hyper.batch_size * cfg.model.seq_len) as f64;
-                let steps = (epochs * cfg.train_tokens as f64 / per_step)
-                    .ceil()
-                    .max(1.0) as u64;
-                cfg.hyper.max_steps = steps;
-                cfg.hyper.lr_decay_steps = steps;
-            }
-        }
+        None => complete_fresh(&mut cfg, &req, &prepared)?,
     }
     let gpt = Gpt::new(cfg.model)?;
-    let start_step = resume.as_ref().map_or(0, |(ck, ..)| ck.state.step);
+    let start_step = resume.as_ref().map_or(0, |r| r.ck.state.step);
     if start_step > cfg.hyper.max_steps {
         return Err(format!(
             "the checkpoint is at step {start_step}, beyond --max-steps {}; pass a larger --max-steps to continue",
             cfg.hyper.max_steps
         ));
     }
+    let (weights, m, v) = match resume {
+        Some(r) => (r.ck.weights, r.ck.m, r.ck.v),
+        None => (
+            gpt.params.init(&cfg.model, cfg.seed),
+            gpt.params.layout.zeros(),
+            gpt.params.layout.zeros(),
+        ),
+    };
 
+    // The lattice.
+    let opts = EngineOptions {
+        threads: cfg.threads,
+        compute_workers: cfg.compute_workers,
+        pin: cfg.pin,
+        inject: req
+            .train
+            .inject_panic
+            .map(|(worker, step)| InjectedPanic { worker, step }),
+    };
+    let engine = LatticeEngine::new(gpt, &cfg.hyper, &weights, &m, &v, opts)?;
+    drop((weights, m, v));
+    cfg.groups = engine.topology().groups;
+    cfg.tree_depth = engine.topology().tree_depth;
     if req.train.eval_only {
-        let (weights, m, v) = resume
-            .map(|(ck, ..)| (ck.weights, ck.m, ck.v))
-            .expect("--eval-only requires --resume");
-        let engine = SerialEngine::new(gpt, &cfg.hyper, weights, m, v);
         return evaluate_only(cfg, run_dir, start_step, &prepared, engine);
     }
 
@@ -219,14 +283,6 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         .map_err(|e| e.to_string())?;
     let metrics = MetricsWriter::open(&run_dir.join("metrics.jsonl"), start_step)?;
 
-    let (weights, m, v) = match resume {
-        Some((ck, ..)) => (ck.weights, ck.m, ck.v),
-        None => (
-            gpt.params.init(&cfg.model, cfg.seed),
-            gpt.params.layout.zeros(),
-            gpt.params.layout.zeros(),
-        ),
-    };
     eprintln!(
         "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens",
         cfg.preset,
@@ -239,10 +295,23 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         cfg.hyper.batch_size,
         cfg.model.seq_len
     );
+    eprintln!(
+        "lattice: Node Zero + {}{}",
+        engine.topology(),
+        if cfg.pin { ", pinned" } else { "" }
+    );
+    let mem = engine.memory();
+    eprintln!("{mem}");
+    if mem.computing_workers < mem.workers {
+        eprintln!(
+            "{} of {} workers compute (at most one per core and per sequence; --compute-workers changes it); \
+             all {} reduce and update their segment",
+            mem.computing_workers, mem.workers, mem.workers
+        );
+    }
     if start_step > 0 {
         eprintln!("resuming at step {start_step} of {}", cfg.hyper.max_steps);
     }
-    let engine = SerialEngine::new(gpt, &cfg.hyper, weights, m, v);
     let mut trainer = Trainer::new(cfg, run_dir, &prepared, engine, metrics)?;
     trainer.log_every = req.train.log_every;
     trainer.stop_after = req.train.stop_after_steps;
@@ -250,12 +319,12 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
 }
 
 /// `--eval-only`: the losses of a checkpoint on fixed batches, printed as one JSON line.
-fn evaluate_only<E: Engine>(
+fn evaluate_only(
     cfg: RunConfig,
     run_dir: PathBuf,
     step: u64,
     prepared: &Prepared,
-    mut engine: E,
+    mut engine: LatticeEngine,
 ) -> Result<Outcome, String> {
     let (b, t) = (cfg.hyper.batch_size, cfg.model.seq_len);
     let sampler = BatchSampler::new(cfg.seed.wrapping_add(EVAL_SEED_OFFSET), b, t);
@@ -263,15 +332,17 @@ fn evaluate_only<E: Engine>(
     report.insert("step".into(), step.into());
     report.insert("eval_iters".into(), cfg.hyper.eval_iters.into());
     let mut val_loss = None;
+    let mut batch = Batch::default();
     for (name, split) in [("val", Split::Val), ("train", Split::Train)] {
         let mut reader = prepared.open(split).map_err(|e| e.to_string())?;
-        let mut batch = Batch::default();
         let mut total = 0.0f64;
         for i in 0..cfg.hyper.eval_iters {
             sampler
                 .fill(i, &mut reader, &mut batch)
                 .map_err(|e| e.to_string())?;
-            total += engine.eval_loss(&batch)? as f64;
+            let (loss, back) = engine.eval_loss(batch)?;
+            batch = back;
+            total += loss as f64;
         }
         let loss = total / cfg.hyper.eval_iters.max(1) as f64;
         if name == "val" {
@@ -303,15 +374,15 @@ fn short(sha: &str) -> &str {
 }
 
 /// The loop and its state.
-struct Trainer<E: Engine> {
+struct Trainer {
     cfg: RunConfig,
     run_dir: PathBuf,
-    engine: E,
+    engine: LatticeEngine,
     metrics: MetricsWriter,
     train: ShardReader,
     sampler: BatchSampler,
+    /// Fixed evaluation batches per split; moved to the workers and back for each evaluation.
     eval_batches: Vec<(&'static str, Vec<Batch>)>,
-    batch: Batch,
     last_checkpoint: Option<PathBuf>,
     last_val: Option<f32>,
     rss: RssSampler,
@@ -319,12 +390,12 @@ struct Trainer<E: Engine> {
     stop_after: Option<u64>,
 }
 
-impl<E: Engine> Trainer<E> {
+impl Trainer {
     fn new(
         cfg: RunConfig,
         run_dir: PathBuf,
         prepared: &Prepared,
-        engine: E,
+        engine: LatticeEngine,
         metrics: MetricsWriter,
     ) -> Result<Self, String> {
         let (b, t) = (cfg.hyper.batch_size, cfg.model.seq_len);
@@ -350,7 +421,6 @@ impl<E: Engine> Trainer<E> {
             train,
             sampler,
             eval_batches,
-            batch: Batch::default(),
             last_checkpoint: None,
             last_val: None,
             rss: RssSampler::default(),
@@ -364,28 +434,44 @@ impl<E: Engine> Trainer<E> {
         let tokens_per_step = (h.batch_size * self.cfg.model.seq_len) as f64;
         let pb = progress::bar(h.max_steps, "training");
         pb.set_position(start);
-        let log_every = self.cfg_log_every();
+        let log_every = self.log_every.unwrap_or((h.max_steps / 10).max(1)).max(1);
         if start == 0 {
             self.evaluate(0, &pb)?;
         }
         let started = Instant::now();
         let mut step_ms = Vec::with_capacity((h.max_steps - start) as usize);
         let mut interrupted = false;
+        // Double buffering: the workers read `batch` while Node Zero fills `next`.
+        let mut batch = Batch::default();
+        let mut next = Batch::default();
+        if start < h.max_steps {
+            self.sampler
+                .fill(start, &mut self.train, &mut batch)
+                .map_err(|e| e.to_string())?;
+        }
         for step in start..h.max_steps {
             let t0 = Instant::now();
             let lr = schedule::learning_rate(&h, step);
-            self.sampler
-                .fill(step, &mut self.train, &mut self.batch)
-                .map_err(|e| e.to_string())?;
-            let data = t0.elapsed().as_secs_f64();
-            let out = self.engine.step(&self.batch, step + 1, lr)?;
+            let (sampler, reader, next_ref) = (&self.sampler, &mut self.train, &mut next);
+            let mut prepare = || {
+                if step + 1 < h.max_steps {
+                    sampler
+                        .fill(step + 1, reader, next_ref)
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            };
+            let (out, used) =
+                self.engine
+                    .step(std::mem::take(&mut batch), step + 1, lr, &mut prepare)?;
+            batch = std::mem::replace(&mut next, used);
             let done = step + 1;
             if !out.loss.is_finite() || !out.grad_norm.is_finite() {
                 let _ = self.metrics.flush();
                 let kept = self
                     .last_checkpoint
                     .as_ref()
-                    .map_or("none".into(), |p| p.display().to_string());
+                    .map_or_else(|| "none".into(), |p| p.display().to_string());
                 return Err(format!(
                     "training diverged at step {done}: loss {} and gradient norm {} (try a lower --learning-rate); \
                      last good checkpoint: {kept}",
@@ -402,11 +488,12 @@ impl<E: Engine> Trainer<E> {
                 tokens_per_s: tokens_per_step / secs,
                 ms_per_step: secs * 1e3,
                 rss_bytes: self.rss.get(),
-                phase_ms: PhaseMs::new(data, out.phases),
+                phase_ms: PhaseMs::new(out.data, out.phases),
             })?;
             pb.set_position(done);
-            pb.set_message(format!("loss {:.4}", out.loss));
-            if pb.is_hidden() && (done % log_every == 0 || done == h.max_steps) {
+            if !pb.is_hidden() {
+                pb.set_message(format!("loss {:.4}", out.loss));
+            } else if done % log_every == 0 || done == h.max_steps {
                 eprintln!(
                     "step {done}/{}: loss {:.4}, lr {lr:.2e}, {:.1} ms/step",
                     h.max_steps,
@@ -431,7 +518,7 @@ impl<E: Engine> Trainer<E> {
                     h.max_steps,
                     self.last_checkpoint
                         .as_ref()
-                        .map_or(String::new(), |p| p.display().to_string()),
+                        .map_or_else(String::new, |p| p.display().to_string()),
                     self.run_dir.display()
                 );
                 break;
@@ -460,21 +547,17 @@ impl<E: Engine> Trainer<E> {
         })
     }
 
-    fn cfg_log_every(&self) -> u64 {
-        self.log_every
-            .unwrap_or((self.cfg.hyper.max_steps / 10).max(1))
-            .max(1)
-    }
-
     fn evaluate(&mut self, step: u64, pb: &indicatif::ProgressBar) -> Result<(), String> {
         let mut report = Vec::new();
-        for (name, batches) in &self.eval_batches {
+        for (name, batches) in &mut self.eval_batches {
             if batches.is_empty() {
                 continue;
             }
             let mut total = 0.0f64;
-            for b in batches {
-                total += self.engine.eval_loss(b)? as f64;
+            for b in batches.iter_mut() {
+                let (loss, back) = self.engine.eval_loss(std::mem::take(b))?;
+                *b = back;
+                total += loss as f64;
             }
             let loss = (total / batches.len() as f64) as f32;
             self.metrics.write(&EvalLine {
@@ -550,14 +633,17 @@ impl<E: Engine> Trainer<E> {
         sorted.sort_by(f64::total_cmp);
         let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
         eprintln!(
-            "trained steps {start}..{} in {secs:.1} s: median {median:.2} ms/step, {:.0} tokens/s; last val loss {}",
+            "trained steps {start}..{} in {secs:.1} s on {} worker thread{}: median {median:.2} ms/step, {:.0} tokens/s; last val loss {}",
             self.cfg.hyper.max_steps,
+            self.cfg.threads,
+            if self.cfg.threads == 1 { "" } else { "s" },
             if median > 0.0 {
                 tokens_per_step / (median / 1e3)
             } else {
                 0.0
             },
-            self.last_val.map_or("n/a".into(), |v| format!("{v:.4}"))
+            self.last_val
+                .map_or_else(|| "n/a".into(), |v| format!("{v:.4}"))
         );
         eprintln!(
             "run directory: {} (config.json, metrics.jsonl, checkpoints/)\nsample from it: cllm-generate {} --prompt \"...\"",

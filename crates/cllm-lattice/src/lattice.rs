@@ -1,0 +1,663 @@
+//! [`Lattice`]: Node Zero's handle on the worker threads, and the worker loop that follows the
+//! step protocol of `PROTOCOL.md`.
+
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+
+use crate::aligned::AlignedBuf;
+use crate::barrier::TreeBarrier;
+use crate::fault::{Fault, Stage, panic_message};
+use crate::phase_cell::{PhaseCell, SharedBuf};
+use crate::report::{ReportBuilder, StepReport, WorkerTimes};
+use crate::sync::{AtomicBool, Mutex, Ordering};
+use crate::topology::Topology;
+use crate::worker::{Contribution, Ctx, Worker, WorkerId};
+
+/// Largest worker count accepted.
+pub const MAX_THREADS: usize = 4096;
+/// Floats reduced per block: small enough that a block of every gradient buffer stays in L1/L2
+/// while it is summed and then zeroed.
+const REDUCE_BLOCK: usize = 4096;
+
+/// How to build a lattice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LatticeConfig {
+    /// Worker threads (Node Zero is the calling thread, in addition).
+    pub threads: usize,
+    /// Pin worker `k` to core `k % cores`.
+    pub pin: bool,
+    /// Stack size of worker threads in bytes.
+    pub stack_size: usize,
+    /// Spin rounds at a barrier before sleeping; `None` picks 0 when there are more threads
+    /// than cores (so waiters never take a core from a straggler) and 16384 otherwise.
+    pub spin: Option<u32>,
+}
+
+impl LatticeConfig {
+    /// `threads` workers, 1 MiB stacks, no pinning, automatic spinning.
+    pub fn new(threads: usize) -> Self {
+        LatticeConfig {
+            threads,
+            pin: false,
+            stack_size: 1 << 20,
+            spin: None,
+        }
+    }
+}
+
+/// Why a lattice could not be built.
+#[derive(Debug)]
+pub enum LatticeError {
+    /// The configuration is unusable (message says which field).
+    Config(String),
+    /// A worker thread could not be started.
+    Spawn(std::io::Error),
+    /// A worker panicked while building its replica.
+    Setup(Fault),
+}
+
+impl std::fmt::Display for LatticeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LatticeError::Config(m) => f.write_str(m),
+            LatticeError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+            LatticeError::Setup(fault) => write!(f, "{fault}"),
+        }
+    }
+}
+
+impl std::error::Error for LatticeError {}
+
+/// What Node Zero asks of the workers at the start of a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Task {
+    /// A training step: compute, reduce, update.
+    Train,
+    /// Forward only.
+    Eval,
+    /// Nothing: a round trip that surfaces setup faults.
+    Ping,
+    /// Exit the worker loop.
+    Shutdown,
+}
+
+/// Everything the threads share. Access rules per phase: `PROTOCOL.md`.
+struct Shared<W: Worker<S>, const S: usize> {
+    topology: Topology,
+    /// Opens (A) and closes (C) every round; workers and Node Zero (participant `workers`).
+    frame: TreeBarrier,
+    /// Separates compute from reduce (B1) and reduce from update (B2); workers only.
+    inner: TreeBarrier,
+    task: PhaseCell<Task>,
+    /// Steps completed before the current round.
+    step: PhaseCell<u64>,
+    /// When Node Zero opened the current round (the origin of the workers' timestamps).
+    opened: PhaseCell<Instant>,
+    input: PhaseCell<Option<W::Input>>,
+    params: PhaseCell<Option<W::Params>>,
+    weights: SharedBuf,
+    /// One gradient buffer per worker; zero between steps. The reduction sums every written
+    /// buffer into the first written one (the "target"), which the update then reads.
+    grads: Vec<SharedBuf>,
+    state: [SharedBuf; S],
+    contributions: Vec<CachePadded<PhaseCell<Contribution>>>,
+    norms_sq: Vec<CachePadded<PhaseCell<f64>>>,
+    times: Vec<CachePadded<PhaseCell<WorkerTimes>>>,
+    /// Set (SeqCst) by a worker whose user code panicked; read by workers after B1 and B2 and
+    /// by Node Zero after C.
+    failed: AtomicBool,
+    /// The first fault, for Node Zero's error.
+    fault: Mutex<Option<Fault>>,
+}
+
+impl<W: Worker<S>, const S: usize> Shared<W, S> {
+    fn record_fault(
+        &self,
+        worker: usize,
+        step: u64,
+        stage: Stage,
+        payload: &(dyn std::any::Any + Send),
+    ) {
+        let mut slot = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(Fault {
+                worker,
+                step,
+                stage,
+                message: panic_message(payload),
+            });
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+}
+
+fn cell<T>(v: T) -> CachePadded<PhaseCell<T>> {
+    CachePadded::new(PhaseCell::new(v))
+}
+
+/// A running lattice: `threads` workers, each with its own replica and gradient buffer, and
+/// the calling thread as Node Zero. Dropping it stops and joins the workers.
+pub struct Lattice<W: Worker<S>, const S: usize> {
+    shared: Arc<Shared<W, S>>,
+    handles: Vec<JoinHandle<()>>,
+    steps: u64,
+    /// Set once a fault was reported: every later call returns it.
+    dead: Option<Fault>,
+}
+
+impl<W: Worker<S>, const S: usize> Lattice<W, S> {
+    /// Starts the workers. `weights` and `state` are copied into the lattice's aligned buffers
+    /// (all of one length); `make(worker)` builds each worker's replica on its own thread.
+    pub fn new<F>(
+        config: &LatticeConfig,
+        weights: &[f32],
+        state: [&[f32]; S],
+        make: F,
+    ) -> Result<Self, LatticeError>
+    where
+        F: Fn(WorkerId) -> W + Send + Sync + 'static,
+    {
+        let n = config.threads;
+        if n == 0 {
+            return Err(LatticeError::Config(
+                "--threads must be at least 1 (Node Zero does not compute)".into(),
+            ));
+        }
+        if n > MAX_THREADS {
+            return Err(LatticeError::Config(format!(
+                "--threads {n} is more than the {MAX_THREADS} supported"
+            )));
+        }
+        let len = weights.len();
+        if let Some(bad) = state.iter().find(|s| s.len() != len) {
+            return Err(LatticeError::Config(format!(
+                "optimizer state of {} floats for {len} weights",
+                bad.len()
+            )));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let spin = config
+            .spin
+            .unwrap_or(if n + 1 > cores { 0 } else { 1 << 14 });
+        let shared = Arc::new(Shared::<W, S> {
+            topology: Topology::new(n, len),
+            frame: TreeBarrier::new(n + 1, spin),
+            inner: TreeBarrier::new(n, spin),
+            task: PhaseCell::new(Task::Ping),
+            step: PhaseCell::new(0),
+            opened: PhaseCell::new(Instant::now()),
+            input: PhaseCell::new(None),
+            params: PhaseCell::new(None),
+            weights: SharedBuf::new(AlignedBuf::from_slice(weights)),
+            grads: (0..n)
+                .map(|_| SharedBuf::new(AlignedBuf::zeros(len)))
+                .collect(),
+            state: std::array::from_fn(|i| SharedBuf::new(AlignedBuf::from_slice(state[i]))),
+            contributions: (0..n).map(|_| cell(Contribution::NONE)).collect(),
+            norms_sq: (0..n).map(|_| cell(0.0)).collect(),
+            times: (0..n).map(|_| cell(WorkerTimes::default())).collect(),
+            failed: AtomicBool::new(false),
+            fault: Mutex::new(None),
+        });
+        let make = Arc::new(make);
+        let cores_for_pin = if config.pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut lattice = Lattice {
+            shared: shared.clone(),
+            handles: Vec::with_capacity(n),
+            steps: 0,
+            dead: None,
+        };
+        for k in 0..n {
+            let (shared, make) = (shared.clone(), make.clone());
+            let core = (!cores_for_pin.is_empty()).then(|| cores_for_pin[k % cores_for_pin.len()]);
+            let spawned = std::thread::Builder::new()
+                .name(format!("lattice-worker-{k}"))
+                .stack_size(config.stack_size)
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    worker_main(&shared, k, &*make);
+                });
+            match spawned {
+                Ok(h) => lattice.handles.push(h),
+                Err(e) => {
+                    // The threads already started wait at A; `Drop` shuts them down. The
+                    // frame barrier expects all `n` workers, so the missing ones are stood in
+                    // for by Node Zero's shutdown path (see `shutdown`).
+                    lattice.abandon_spawn(k);
+                    return Err(LatticeError::Spawn(e));
+                }
+            }
+        }
+        // One empty round: every replica is built (or has failed) when it returns.
+        match lattice.round(Task::Ping, None, None) {
+            Ok(_) => Ok(lattice),
+            Err(fault) => Err(LatticeError::Setup(fault)),
+        }
+    }
+
+    /// The arrangement of the workers and segments.
+    pub fn topology(&self) -> &Topology {
+        &self.shared.topology
+    }
+
+    /// Steps completed.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The weights. No step is running: steps borrow the lattice mutably until they end.
+    pub fn weights(&self) -> &[f32] {
+        // SAFETY: `&self` excludes a running round (rounds hold `&mut self` from publish to C),
+        // so no worker writes the weights now (protocol: "between rounds").
+        unsafe { self.shared.weights.all() }
+    }
+
+    /// Optimizer state buffer `i`, between steps.
+    pub fn state(&self, i: usize) -> &[f32] {
+        // SAFETY: as for `weights`: no round is running, so no worker writes state.
+        unsafe { self.shared.state[i].all() }
+    }
+
+    /// Starts a training step on `input` with optimizer scalars `params`. Node Zero may do
+    /// other work (prepare the next batch) until it calls [`Pending::wait`].
+    pub fn step(&mut self, input: W::Input, params: W::Params) -> Pending<'_, W, S> {
+        self.publish(Task::Train, Some(input), Some(params))
+    }
+
+    /// Starts a forward-only evaluation of `input`.
+    pub fn evaluate(&mut self, input: W::Input) -> Pending<'_, W, S> {
+        self.publish(Task::Eval, Some(input), None)
+    }
+
+    fn publish(
+        &mut self,
+        task: Task,
+        input: Option<W::Input>,
+        params: Option<W::Params>,
+    ) -> Pending<'_, W, S> {
+        let started = Instant::now();
+        if self.dead.is_none() {
+            // SAFETY: between rounds (workers wait at A), Node Zero is the only accessor of
+            // task, step, input and params (protocol: "Node Zero publishes").
+            unsafe {
+                *self.shared.task.get_mut() = task;
+                *self.shared.step.get_mut() = self.steps;
+                *self.shared.opened.get_mut() = started;
+                *self.shared.input.get_mut() = input;
+                *self.shared.params.get_mut() = params;
+            }
+            self.shared.frame.wait(self.shared.topology.workers); // A: release the workers
+        }
+        Pending {
+            lattice: self,
+            task,
+            started,
+            done: false,
+        }
+    }
+
+    /// Publishes and completes one round.
+    fn round(
+        &mut self,
+        task: Task,
+        input: Option<W::Input>,
+        params: Option<W::Params>,
+    ) -> Result<(StepReport, Option<W::Input>), Fault> {
+        let mut p = self.publish(task, input, params);
+        p.finish()
+    }
+
+    /// When spawning worker `spawned` failed: the workers already running are released with a
+    /// shutdown; the frame barrier still needs the missing participants, which this thread
+    /// supplies.
+    fn abandon_spawn(&mut self, spawned: usize) {
+        let n = self.shared.topology.workers;
+        // SAFETY: no round has started; the running workers wait at A and read `task` only
+        // after it completes.
+        unsafe { *self.shared.task.get_mut() = Task::Shutdown };
+        // Arrive for every missing worker and for Node Zero: the round opens and the running
+        // workers read Shutdown and exit.
+        let helpers: Vec<_> = (spawned..=n)
+            .map(|p| {
+                let shared = self.shared.clone();
+                std::thread::spawn(move || {
+                    shared.frame.wait(p);
+                })
+            })
+            .collect();
+        for h in helpers {
+            let _ = h.join();
+        }
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+        self.dead = Some(Fault {
+            worker: spawned,
+            step: 0,
+            stage: Stage::Setup,
+            message: "thread not started".into(),
+        });
+    }
+
+    fn shutdown(&mut self) {
+        if self.handles.is_empty() {
+            return;
+        }
+        // SAFETY: between rounds, Node Zero is the only accessor of `task` (workers wait at A).
+        unsafe { *self.shared.task.get_mut() = Task::Shutdown };
+        self.shared.frame.wait(self.shared.topology.workers); // A: workers read Shutdown and exit
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl<W: Worker<S>, const S: usize> Drop for Lattice<W, S> {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A round in progress. [`wait`](Pending::wait) ends it; dropping it ends it too (and discards
+/// the outcome), so a panic in Node Zero never leaves workers waiting.
+pub struct Pending<'a, W: Worker<S>, const S: usize> {
+    lattice: &'a mut Lattice<W, S>,
+    task: Task,
+    started: Instant,
+    done: bool,
+}
+
+impl<W: Worker<S>, const S: usize> Pending<'_, W, S> {
+    /// Waits for the round to end. Returns the report and the input (for reuse), or the fault
+    /// of a worker that panicked (the lattice is then stopped: every later round fails too).
+    pub fn wait(mut self) -> Result<(StepReport, W::Input), Fault> {
+        let (report, input) = self.finish()?;
+        Ok((
+            report,
+            input.expect("a step or evaluation was published with an input"),
+        ))
+    }
+
+    fn finish(&mut self) -> Result<(StepReport, Option<W::Input>), Fault> {
+        self.done = true;
+        let l = &mut *self.lattice;
+        if let Some(f) = &l.dead {
+            return Err(f.clone());
+        }
+        let shared = &*l.shared;
+        let n = shared.topology.workers;
+        shared.frame.wait(n); // C: the round is over
+        if shared.failed.load(Ordering::SeqCst) {
+            let fault = shared
+                .fault
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .expect("failed implies a fault");
+            l.dead = Some(fault.clone());
+            l.shutdown();
+            return Err(fault);
+        }
+        let mut builder = ReportBuilder::new(n);
+        for k in 0..n {
+            // SAFETY: after C and before the next A, workers write no contribution, norm or
+            // timing (protocol: "Node Zero reads reports").
+            let (c, t) = unsafe { (*shared.contributions[k].get(), *shared.times[k].get()) };
+            builder.add(&t, c.loss_sum, c.weight);
+        }
+        let mut report = builder.finish();
+        if self.task == Task::Train {
+            // SAFETY: as above; the norms were written in the reduce phase.
+            let sq: f64 = (0..n).map(|k| unsafe { *shared.norms_sq[k].get() }).sum();
+            report.grad_norm = sq.sqrt();
+            l.steps += 1;
+        }
+        report.wall = self.started.elapsed();
+        // SAFETY: after C, Node Zero is the only accessor of input and params.
+        let input = unsafe { shared.input.get_mut().take() };
+        // SAFETY: as above.
+        unsafe { *shared.params.get_mut() = None };
+        Ok((report, input))
+    }
+}
+
+impl<W: Worker<S>, const S: usize> Drop for Pending<'_, W, S> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.finish();
+        }
+    }
+}
+
+/// The life of worker `k`: build the replica, then serve rounds until Shutdown.
+fn worker_main<W, F, const S: usize>(shared: &Shared<W, S>, k: usize, make: &F)
+where
+    W: Worker<S>,
+    F: Fn(WorkerId) -> W,
+{
+    let id = WorkerId(k as u32);
+    let mut worker = match catch_unwind(AssertUnwindSafe(|| make(id))) {
+        Ok(w) => Some(w),
+        Err(payload) => {
+            shared.record_fault(k, 0, Stage::Setup, &*payload);
+            None
+        }
+    };
+    let n = shared.topology.workers;
+    let len = shared.weights.len();
+    loop {
+        shared.frame.wait(k); // A
+        // SAFETY: task and step were written by Node Zero before A; nobody writes them before C.
+        let (task, step) = unsafe { (*shared.task.get(), *shared.step.get()) };
+        let ctx = Ctx {
+            worker: id,
+            workers: n,
+            step,
+        };
+        match task {
+            Task::Shutdown => return,
+            Task::Ping => {}
+            Task::Eval => {
+                let t0 = Instant::now();
+                let mut c = Contribution::NONE;
+                if let Some(w) = worker
+                    .as_mut()
+                    .filter(|_| !shared.failed.load(Ordering::SeqCst))
+                {
+                    // SAFETY: the input is written by Node Zero before A and taken after C;
+                    // the weights have no writer between A and C of an evaluation round.
+                    let (input, weights) =
+                        unsafe { (shared.input.get().as_ref(), shared.weights.slice(0..len)) };
+                    let input = input.expect("an evaluation has an input");
+                    match catch_unwind(AssertUnwindSafe(|| w.evaluate(&ctx, weights, input))) {
+                        Ok(r) => c = r,
+                        Err(p) => shared.record_fault(k, step, Stage::Evaluate, &*p),
+                    }
+                }
+                // SAFETY: worker k is the only writer of its own report cells, read by Node
+                // Zero only after C.
+                unsafe {
+                    *shared.contributions[k].get_mut() = c;
+                    *shared.times[k].get_mut() = WorkerTimes {
+                        compute: t0.elapsed().as_secs_f64(),
+                        ..Default::default()
+                    };
+                }
+            }
+            Task::Train => train_round(shared, worker.as_mut(), &ctx, k),
+        }
+        shared.frame.wait(k); // C
+    }
+}
+
+/// Compute, reduce and update for worker `k`; returns at the end of the update phase.
+fn train_round<W: Worker<S>, const S: usize>(
+    shared: &Shared<W, S>,
+    worker: Option<&mut W>,
+    ctx: &Ctx,
+    k: usize,
+) {
+    let n = shared.topology.workers;
+    let len = shared.weights.len();
+    let mut times = WorkerTimes::default();
+    let mut worker = worker;
+    // SAFETY: written by Node Zero before A; no writer until C.
+    let opened = unsafe { *shared.opened.get() };
+    let since = |t: Instant| t.duration_since(opened).as_secs_f64();
+
+    // Phase 1, compute: worker k writes only grads[k] (and its own report cells).
+    let t0 = Instant::now();
+    let mut c = Contribution::NONE;
+    if let Some(w) = worker
+        .as_deref_mut()
+        .filter(|_| !shared.failed.load(Ordering::SeqCst))
+    {
+        // SAFETY: compute phase: weights and input have no writer; grads[k] is accessed by
+        // worker k alone until B1.
+        let (input, weights, grad) = unsafe {
+            (
+                shared.input.get().as_ref(),
+                shared.weights.slice(0..len),
+                shared.grads[k].slice_mut(0..len),
+            )
+        };
+        let input = input.expect("a step has an input");
+        match catch_unwind(AssertUnwindSafe(|| w.compute(ctx, weights, input, grad))) {
+            Ok(r) => c = r,
+            Err(p) => shared.record_fault(k, ctx.step, Stage::Compute, &*p),
+        }
+    }
+    // SAFETY: worker k's own report cell; others read it only after B1.
+    unsafe { *shared.contributions[k].get_mut() = c };
+    times.compute = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    times.compute_end = since(t1);
+    shared.inner.wait(k); // B1
+    times.wait_compute = t1.elapsed().as_secs_f64();
+
+    // Phase 2, reduce: worker k sums segment k of every written gradient buffer into the first
+    // written one (the target), zeroing the others' segment for the next step, and records the
+    // segment's squared norm.
+    let t2 = Instant::now();
+    times.reduce_start = since(t2);
+    let seg = shared.topology.segment(k);
+    let target = first_written(shared);
+    let mut norm_sq = 0.0;
+    if let Some(target) = target.filter(|_| !shared.failed.load(Ordering::SeqCst)) {
+        norm_sq = reduce_segment(shared, target, seg.clone());
+    }
+    // SAFETY: worker k's own norm cell; others read it only after B2.
+    unsafe { *shared.norms_sq[k].get_mut() = norm_sq };
+    let t3 = Instant::now();
+    times.reduce = (t3 - t2).as_secs_f64();
+    times.reduce_end = since(t3);
+    shared.inner.wait(k); // B2
+
+    times.wait_reduce = t3.elapsed().as_secs_f64();
+
+    // Phase 3, update: worker k owns segment k of the weights, of every state buffer and of the
+    // target gradient, which it zeroes once the optimizer has read it.
+    let t4 = Instant::now();
+    times.update_start = since(t4);
+    if let (Some(w), Some(target)) = (
+        worker.filter(|_| !shared.failed.load(Ordering::SeqCst)),
+        target,
+    ) {
+        // SAFETY: every norm was written before B2 and none is written after it this round.
+        let global = (0..n)
+            .map(|j| unsafe { *shared.norms_sq[j].get() })
+            .sum::<f64>()
+            .sqrt();
+        // SAFETY: update phase: segment k of the weights, of the state buffers and of the target
+        // gradient is accessed by worker k alone (segments are disjoint); params has no writer
+        // between A and C.
+        let (weights, grad, params) = unsafe {
+            (
+                shared.weights.slice_mut(seg.clone()),
+                shared.grads[target].slice_mut(seg.clone()),
+                shared.params.get().as_ref(),
+            )
+        };
+        // SAFETY: as above, for the state buffers' segment k.
+        let state: [&mut [f32]; S] =
+            std::array::from_fn(|i| unsafe { shared.state[i].slice_mut(seg.clone()) });
+        let params = params.expect("a step has optimizer parameters");
+        let grad_read: &[f32] = grad;
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| {
+            w.update(ctx, seg.clone(), params, global, weights, grad_read, state)
+        })) {
+            shared.record_fault(k, ctx.step, Stage::Update, &*p);
+        }
+        grad.fill(0.0);
+    }
+    let t5 = Instant::now();
+    times.update = (t5 - t4).as_secs_f64();
+    times.update_end = since(t5);
+    // SAFETY: worker k's own timing cell, read by Node Zero after C.
+    unsafe { *shared.times[k].get_mut() = times };
+}
+
+/// The first worker whose gradient buffer was written this step (contributions were written
+/// before B1 and are read after it).
+fn first_written<W: Worker<S>, const S: usize>(shared: &Shared<W, S>) -> Option<usize> {
+    // SAFETY: contributions are written before B1; no writer until the next round.
+    (0..shared.topology.workers).find(|&w| unsafe { shared.contributions[w].get() }.weight != 0.0)
+}
+
+/// `grads[target][seg] += grads[w][seg]` for every other written buffer `w`, in worker order (so
+/// the sum is bit-reproducible for a given worker count), zeroing each added range; returns the
+/// squared norm of the summed segment. Works block by block so each block of every buffer is
+/// summed and zeroed while in cache.
+fn reduce_segment<W: Worker<S>, const S: usize>(
+    shared: &Shared<W, S>,
+    target: usize,
+    seg: Range<usize>,
+) -> f64 {
+    let n = shared.topology.workers;
+    let mut norm_sq = 0.0f64;
+    for block_start in (seg.start..seg.end).step_by(REDUCE_BLOCK) {
+        let block = block_start..(block_start + REDUCE_BLOCK).min(seg.end);
+        // SAFETY: reduce phase: segment `seg` of every gradient buffer belongs to this worker
+        // alone (segments are disjoint), so this block of the target is ours to write...
+        let dst = unsafe { shared.grads[target].slice_mut(block.clone()) };
+        for w in target + 1..n {
+            // SAFETY: written before B1, no writer of contributions until the next round.
+            if unsafe { shared.contributions[w].get() }.weight == 0.0 {
+                continue; // never written this step: still all zero
+            }
+            // SAFETY: ...and so is this block of buffer w (w != target).
+            let src = unsafe { shared.grads[w].slice_mut(block.clone()) };
+            for (d, s) in dst.iter_mut().zip(src.iter_mut()) {
+                *d += *s;
+                *s = 0.0;
+            }
+        }
+        norm_sq += sum_of_squares(dst);
+    }
+    norm_sq
+}
+
+/// Sum of squares with eight f32 partial sums (a vectorisable loop; a running f64 sum is a
+/// serial dependency chain), returned as f64.
+fn sum_of_squares(x: &[f32]) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i] * c[i];
+        }
+    }
+    acc.iter().map(|&a| a as f64).sum::<f64>() + tail as f64
+}

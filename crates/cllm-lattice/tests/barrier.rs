@@ -1,0 +1,70 @@
+//! The tree barrier under stress: nobody passes a round before everyone arrived, exactly one
+//! participant releases each round, and it works spinning or sleeping, over one or several
+//! tree levels, with more threads than cores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cllm_lattice::TreeBarrier;
+
+fn run(n: usize, rounds: usize, spin: u32) {
+    let barrier = Arc::new(TreeBarrier::new(n, spin));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let releasers = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..n)
+        .map(|p| {
+            let (barrier, arrived, releasers) =
+                (barrier.clone(), arrived.clone(), releasers.clone());
+            std::thread::spawn(move || {
+                for round in 0..rounds {
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    if barrier.wait(p) {
+                        releasers.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Everyone of this round has arrived; nobody of the next round can have
+                    // arrived before we pass the second barrier below.
+                    let seen = arrived.load(Ordering::SeqCst);
+                    assert!(
+                        seen >= n * (round + 1),
+                        "participant {p} passed round {round} early: {seen}"
+                    );
+                    barrier.wait(p);
+                    assert!(arrived.load(Ordering::SeqCst) <= n * (round + 2));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(
+        releasers.load(Ordering::SeqCst),
+        rounds,
+        "exactly one releaser per round"
+    );
+}
+
+#[test]
+fn single_participant() {
+    run(1, 100, 0);
+}
+
+#[test]
+fn one_level_spinning_and_sleeping() {
+    run(4, 300, 1 << 12);
+    run(12, 100, 0);
+}
+
+#[test]
+fn two_levels_oversubscribed() {
+    let b = TreeBarrier::new(63, 0);
+    assert_eq!(b.depth(), 2);
+    run(63, 50, 0);
+}
+
+#[test]
+fn three_levels() {
+    let b = TreeBarrier::new(150, 0);
+    assert_eq!(b.depth(), 3);
+    run(150, 10, 0);
+}

@@ -1,0 +1,127 @@
+//! The lattice through the real model and CLI: the loss curve does not depend on the number of
+//! worker threads (beyond float rounding), reruns are bit-identical, and a worker's panic ends
+//! the process promptly with a message naming the worker and step.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn corpus(dir: &Path) -> std::path::PathBuf {
+    let text: String = (0..600)
+        .map(|i| format!("{i}: a man, a plan, a canal, panama; {}\n", i % 11))
+        .collect();
+    let p = dir.join("corpus.txt");
+    fs::write(&p, text).unwrap();
+    p
+}
+
+fn train(dir: &Path, threads: &str, out: &str, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cllm-train"))
+        .arg(corpus(dir))
+        .args([
+            "--cache-dir",
+            dir.join("cache").to_str().unwrap(),
+            "--out",
+            dir.join(out).to_str().unwrap(),
+        ])
+        .args([
+            "--preset",
+            "tiny",
+            "--batch-size",
+            "16",
+            "--max-steps",
+            "30",
+            "--eval-interval",
+            "30",
+            "--eval-iters",
+            "2",
+        ])
+        .args(["--threads", threads])
+        // Every worker computes (by default no more than one per core would).
+        .args(["--compute-workers", threads])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn losses(run: &Path) -> Vec<f32> {
+    fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("ms_per_step").is_some())
+        .map(|v| v["loss"].as_f64().unwrap() as f32)
+        .collect()
+}
+
+#[test]
+fn losses_do_not_depend_on_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut curves = Vec::new();
+    for threads in ["1", "4", "13"] {
+        let out = train(dir.path(), threads, &format!("run{threads}"), &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(dir.path().join(format!("run{threads}/config.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["threads"].as_u64().unwrap().to_string(), threads);
+        assert_eq!(
+            config["compute_workers"].as_u64().unwrap().to_string(),
+            threads
+        );
+        curves.push(losses(&dir.path().join(format!("run{threads}"))));
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("run13/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (config["groups"].as_u64(), config["tree_depth"].as_u64()),
+        (Some(2), Some(2)),
+        "13 workers span two groups"
+    );
+    assert_eq!(curves[0].len(), 30);
+    for (i, curve) in curves.iter().enumerate().skip(1) {
+        for (step, (a, b)) in curves[0].iter().zip(curve).enumerate() {
+            let rel = ((a - b) / a).abs();
+            assert!(
+                rel <= 1e-5,
+                "run {i}, step {}: {a} vs {b} (relative {rel:.2e})",
+                step + 1
+            );
+        }
+    }
+    // Same thread count: bit for bit.
+    let out = train(dir.path(), "4", "again4", &[]);
+    assert!(out.status.success());
+    assert_eq!(losses(&dir.path().join("again4")), curves[1]);
+}
+
+#[test]
+fn a_worker_panic_stops_the_process_with_its_name_and_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = train(dir.path(), "13", "run", &["--inject-panic", "7:4"]);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.trim().lines().last().unwrap();
+    assert!(
+        last.contains("worker 7 panicked in Compute at step 5"),
+        "{err}"
+    );
+    assert!(last.contains("injected failure"), "{err}");
+}
+
+#[test]
+fn zero_threads_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(dir.path(), "0", "run", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads must be at least 1"));
+}

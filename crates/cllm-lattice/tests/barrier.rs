@@ -51,11 +51,13 @@ fn single_participant() {
 
 #[test]
 fn one_level_spinning_and_sleeping() {
-    run(4, 300, 1 << 12);
-    run(12, 100, 0);
+    let rounds = if cfg!(miri) { 5 } else { 300 };
+    run(4, rounds, 1 << 12);
+    run(12, rounds / 3, 0);
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too many threads for the interpreter")]
 fn two_levels_oversubscribed() {
     let b = TreeBarrier::new(63, 0);
     assert_eq!(b.depth(), 2);
@@ -63,6 +65,7 @@ fn two_levels_oversubscribed() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too many threads for the interpreter")]
 fn three_levels() {
     let b = TreeBarrier::new(150, 0);
     assert_eq!(b.depth(), 3);

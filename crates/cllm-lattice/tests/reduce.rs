@@ -6,7 +6,11 @@ use std::ops::Range;
 
 use cllm_lattice::{Contribution, Ctx, Lattice, LatticeConfig, Worker};
 
+// Miri interprets every instruction: smaller sizes keep its run to seconds.
+#[cfg(not(miri))]
 const LEN: usize = 10_007;
+#[cfg(miri)]
+const LEN: usize = 131;
 const ITEMS: usize = 24;
 
 /// Item `i` contributes the gradient g_i[j] = sin(i * 7 + j * 0.001) * w[j] scaled by 1/ITEMS.
@@ -110,7 +114,12 @@ fn serial(items: usize) -> Vec<f32> {
 #[test]
 fn any_worker_count_gives_the_serial_result() {
     let want = serial(ITEMS);
-    for threads in [1, 2, 3, 4, 7, 12, 13, 24, 31] {
+    let counts: &[usize] = if cfg!(miri) {
+        &[1, 3, 13]
+    } else {
+        &[1, 2, 3, 4, 7, 12, 13, 24, 31]
+    };
+    for &threads in counts {
         let (w, _, owner, loss) = two_steps(threads, ITEMS);
         for j in 0..LEN {
             assert!(
@@ -133,6 +142,10 @@ fn any_worker_count_gives_the_serial_result() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "Miri perturbs `sin` by an ulp on purpose, so reruns differ there"
+)]
 fn reruns_are_bit_identical() {
     for threads in [1, 4, 13] {
         assert_eq!(two_steps(threads, ITEMS), two_steps(threads, ITEMS));

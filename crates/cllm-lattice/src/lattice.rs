@@ -457,7 +457,10 @@ where
     let n = shared.topology.workers;
     let len = shared.weights.len();
     loop {
-        shared.frame.wait(k); // A
+        {
+            let _s = tracing::trace_span!("wait.open").entered();
+            shared.frame.wait(k); // A
+        }
         // SAFETY: task and step were written by Node Zero before A; nobody writes them before C.
         let (task, step) = unsafe { (*shared.task.get(), *shared.step.get()) };
         let ctx = Ctx {
@@ -469,6 +472,7 @@ where
             Task::Shutdown => return,
             Task::Ping => {}
             Task::Eval => {
+                let _s = tracing::debug_span!("evaluate", step).entered();
                 let t0 = Instant::now();
                 let mut c = Contribution::NONE;
                 if let Some(w) = worker
@@ -497,6 +501,7 @@ where
             }
             Task::Train => train_round(shared, worker.as_mut(), &ctx, k),
         }
+        let _s = tracing::debug_span!("wait.close").entered();
         shared.frame.wait(k); // C
     }
 }
@@ -517,6 +522,7 @@ fn train_round<W: Worker<S>, const S: usize>(
     let since = |t: Instant| t.duration_since(opened).as_secs_f64();
 
     // Phase 1, compute: worker k writes only grads[k] (and its own report cells).
+    let span = tracing::debug_span!("compute", step = ctx.step + 1).entered();
     let t0 = Instant::now();
     let mut c = Contribution::NONE;
     if let Some(w) = worker
@@ -543,12 +549,14 @@ fn train_round<W: Worker<S>, const S: usize>(
     times.compute = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     times.compute_end = since(t1);
-    shared.inner.wait(k); // B1
+    drop(span);
+    tracing::debug_span!("wait.compute").in_scope(|| shared.inner.wait(k)); // B1
     times.wait_compute = t1.elapsed().as_secs_f64();
 
     // Phase 2, reduce: worker k sums segment k of every written gradient buffer into the first
     // written one (the target), zeroing the others' segment for the next step, and records the
     // segment's squared norm.
+    let span = tracing::debug_span!("reduce").entered();
     let t2 = Instant::now();
     times.reduce_start = since(t2);
     let seg = shared.topology.segment(k);
@@ -562,12 +570,14 @@ fn train_round<W: Worker<S>, const S: usize>(
     let t3 = Instant::now();
     times.reduce = (t3 - t2).as_secs_f64();
     times.reduce_end = since(t3);
-    shared.inner.wait(k); // B2
+    drop(span);
+    tracing::debug_span!("wait.reduce").in_scope(|| shared.inner.wait(k)); // B2
 
     times.wait_reduce = t3.elapsed().as_secs_f64();
 
     // Phase 3, update: worker k owns segment k of the weights, of every state buffer and of the
     // target gradient, which it zeroes once the optimizer has read it.
+    let _span = tracing::debug_span!("update").entered();
     let t4 = Instant::now();
     times.update_start = since(t4);
     if let (Some(w), Some(target)) = (

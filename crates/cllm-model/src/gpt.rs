@@ -31,9 +31,11 @@ impl Gpt {
     /// Records the forward pass over `inputs` (`B` sequences of `t` tokens, `t <= seq_len`)
     /// and returns the logits `[B*t, V]`.
     pub fn forward<'t>(&self, g: &mut Graph<'t>, inputs: &[u32], t: usize) -> Val<'t> {
+        let _span = tracing::debug_span!("forward").entered();
         let p = &self.params;
         let mut x = g.embedding(inputs, p.wte, Some(p.wpe), t);
-        for blk in &p.blocks {
+        for (layer, blk) in p.blocks.iter().enumerate() {
+            let _layer = tracing::trace_span!("layer", layer).entered();
             let h = g.layernorm(x, blk.ln1.0, blk.ln1.1);
             let qkv = g.linear(h, blk.qkv.0, blk.qkv.1);
             let a = g.attention(qkv, t, self.cfg.num_heads);
@@ -77,7 +79,7 @@ impl Gpt {
     ) -> f32 {
         let mut g = tape.graph(weights, &self.params.layout);
         let loss = self.loss(&mut g, inputs, targets, t);
-        g.backward_scaled(loss, scale, grads);
+        tracing::debug_span!("backward").in_scope(|| g.backward_scaled(loss, scale, grads));
         g.scalar(loss)
     }
 

@@ -45,7 +45,7 @@ impl PhaseTimes {
 }
 
 /// The result of one step.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StepOutput {
     /// Mean training loss of the batch (before the update).
     pub loss: f32,
@@ -376,7 +376,9 @@ impl LatticeEngine {
         let d0 = std::time::Instant::now();
         let prepared = prepare();
         let data = d0.elapsed().as_secs_f64();
-        let (report, batch) = pending.wait().map_err(|f| f.to_string())?;
+        let (report, batch) = tracing::debug_span!("wait.workers")
+            .in_scope(|| pending.wait())
+            .map_err(|f| f.to_string())?;
         prepared?;
         let out = StepOutput {
             loss: report.loss as f32,

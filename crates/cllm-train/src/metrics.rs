@@ -27,6 +27,8 @@ pub struct StepLine {
     pub ms_per_step: f64,
     /// Resident set size of the process (sampled at most every 50 ms).
     pub rss_bytes: u64,
+    /// Live heap bytes (the counting allocator).
+    pub heap_bytes: u64,
     /// Per-phase milliseconds.
     pub phase_ms: PhaseMs,
 }

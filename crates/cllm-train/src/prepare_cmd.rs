@@ -15,6 +15,7 @@ pub fn prepare_corpus(
     min_tokens: u64,
 ) -> Result<Prepared, String> {
     let opts = data.prepare_options(path, min_tokens)?;
+    let _span = tracing::info_span!("data.prepare").entered();
     let pb = progress::spinner("preparing data");
     let result = prepare(&opts, &mut |msg| pb.set_message(msg.to_string()));
     pb.finish_and_clear();

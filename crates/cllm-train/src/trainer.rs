@@ -13,6 +13,7 @@ use crate::data_args::DataArgs;
 use crate::engine::{EngineOptions, InjectedPanic, LatticeEngine};
 use crate::metrics::{EvalLine, MetricsWriter, PhaseMs, RssSampler, StepLine};
 use crate::prepare_cmd::prepare_corpus;
+use crate::run_stats::{HEAP_GROWTH_WARNING, RunStats};
 use crate::signal::StopFlag;
 use crate::train_args::TrainArgs;
 use crate::{progress, run_dir};
@@ -439,7 +440,7 @@ impl Trainer {
             self.evaluate(0, &pb)?;
         }
         let started = Instant::now();
-        let mut step_ms = Vec::with_capacity((h.max_steps - start) as usize);
+        let mut stats = RunStats::with_capacity((h.max_steps - start) as usize);
         let mut interrupted = false;
         // Double buffering: the workers read `batch` while Node Zero fills `next`.
         let mut batch = Batch::default();
@@ -450,10 +451,12 @@ impl Trainer {
                 .map_err(|e| e.to_string())?;
         }
         for step in start..h.max_steps {
+            let span = tracing::info_span!("step", step = step + 1).entered();
             let t0 = Instant::now();
             let lr = schedule::learning_rate(&h, step);
             let (sampler, reader, next_ref) = (&self.sampler, &mut self.train, &mut next);
             let mut prepare = || {
+                let _s = tracing::debug_span!("data.next_batch").entered();
                 if step + 1 < h.max_steps {
                     sampler
                         .fill(step + 1, reader, next_ref)
@@ -479,7 +482,9 @@ impl Trainer {
                 ));
             }
             let secs = t0.elapsed().as_secs_f64();
-            step_ms.push(secs * 1e3);
+            drop(span);
+            let heap = crate::heap::live_bytes();
+            stats.push(secs * 1e3, &out, heap);
             self.metrics.write(&StepLine {
                 step: done,
                 loss: out.loss,
@@ -488,6 +493,7 @@ impl Trainer {
                 tokens_per_s: tokens_per_step / secs,
                 ms_per_step: secs * 1e3,
                 rss_bytes: self.rss.get(),
+                heap_bytes: heap,
                 phase_ms: PhaseMs::new(out.data, out.phases),
             })?;
             pb.set_position(done);
@@ -527,14 +533,14 @@ impl Trainer {
         self.metrics.flush()?;
         pb.finish_and_clear();
         let end = if interrupted {
-            start + step_ms.len() as u64
+            start + stats.len() as u64
         } else {
             h.max_steps
         };
         if !interrupted {
             self.summary(
                 start,
-                &step_ms,
+                &stats,
                 started.elapsed().as_secs_f64(),
                 tokens_per_step,
             );
@@ -548,6 +554,7 @@ impl Trainer {
     }
 
     fn evaluate(&mut self, step: u64, pb: &indicatif::ProgressBar) -> Result<(), String> {
+        let _span = tracing::info_span!("eval", step).entered();
         let mut report = Vec::new();
         for (name, batches) in &mut self.eval_batches {
             if batches.is_empty() {
@@ -578,6 +585,7 @@ impl Trainer {
     }
 
     fn checkpoint(&mut self, step: u64) -> Result<(), String> {
+        let _span = tracing::info_span!("checkpoint", step).entered();
         let dir = self.run_dir.join("checkpoints");
         let name = checkpoint::step_name(step);
         if self
@@ -628,10 +636,8 @@ impl Trainer {
         }
     }
 
-    fn summary(&self, start: u64, step_ms: &[f64], secs: f64, tokens_per_step: f64) {
-        let mut sorted = step_ms.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    fn summary(&self, start: u64, stats: &RunStats, secs: f64, tokens_per_step: f64) {
+        let median = stats.median_ms();
         eprintln!(
             "trained steps {start}..{} in {secs:.1} s on {} worker thread{}: median {median:.2} ms/step, {:.0} tokens/s; last val loss {}",
             self.cfg.hyper.max_steps,
@@ -645,6 +651,19 @@ impl Trainer {
             self.last_val
                 .map_or_else(|| "n/a".into(), |v| format!("{v:.4}"))
         );
+        if !stats.is_empty() {
+            eprintln!("{}", stats.phase_summary());
+        }
+        if let Some(g) = stats.heap_growth() {
+            if g > HEAP_GROWTH_WARNING {
+                eprintln!(
+                    "warning: the live heap grew {g:.1}% from the first tenth of the run to the last (more than \
+                     {HEAP_GROWTH_WARNING}%): a leak? see heap_bytes in metrics.jsonl"
+                );
+            } else {
+                tracing::info!(growth_percent = g, "live heap stable over the run");
+            }
+        }
         eprintln!(
             "run directory: {} (config.json, metrics.jsonl, checkpoints/)\nsample from it: cllm-generate {} --prompt \"...\"",
             self.run_dir.display(),

@@ -9,7 +9,7 @@ use clap::Parser;
 use cllm_train::data_args::DataArgs;
 use cllm_train::signal::StopFlag;
 use cllm_train::train_args::TrainArgs;
-use cllm_train::{config, prepare_cmd, run_dir, trainer};
+use cllm_train::{config, heap, prepare_cmd, run_dir, telemetry, trainer};
 
 /// Train GPT language models on CPUs.
 ///
@@ -18,6 +18,8 @@ use cllm_train::{config, prepare_cmd, run_dir, trainer};
 /// (--dataset shakespeare, --dataset squad/dev), to train on something else. A run directory
 /// (--out) receives config.json, metrics.jsonl, dataset.json, tokenizer.json and checkpoints/;
 /// Ctrl-C stops after the current step with a checkpoint, and --resume continues from it.
+/// Training runs on --threads worker threads coordinated by Node Zero, a thread of its own
+/// that prepares data while the workers compute.
 #[derive(Parser, Debug)]
 #[command(name = "cllm-train", version, max_term_width = 100)]
 struct Cli {
@@ -40,15 +42,24 @@ struct Cli {
     /// Prepare (tokenize and shard) the data, write RUN_DIR/dataset.json, and exit.
     #[arg(long)]
     prepare_only: bool,
+
+    /// Write a Chrome/Perfetto trace (open in ui.perfetto.dev or chrome://tracing) with one
+    /// track per thread: Node Zero and every worker, with spans for each phase of each step.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+
+    /// Log level of the human log on stderr (error, warn, info, debug, trace, or a
+    /// tracing filter directive); default: $RUST_LOG, else warn.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+fn run(cli: Cli) -> Result<(), String> {
     if cli.train.list_presets {
         print!("{}", config::presets_table());
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
-    let result = if cli.prepare_only {
+    if cli.prepare_only {
         let label = match (&cli.path, &cli.data.dataset) {
             (Some(p), _) => p
                 .file_name()
@@ -60,17 +71,45 @@ fn main() -> ExitCode {
             .out
             .clone()
             .unwrap_or_else(|| run_dir::default_run_dir(&label));
-        prepare_cmd::run(&cli.data, cli.path.as_ref(), &out)
-    } else {
-        let stop = StopFlag::install();
-        let req = trainer::Request {
-            path: cli.path,
-            data: cli.data,
-            train: cli.train,
-            out: cli.out,
-        };
-        trainer::run(req, &stop).map(|_| ())
+        return prepare_cmd::run(&cli.data, cli.path.as_ref(), &out);
+    }
+    let stop = StopFlag::install();
+    let req = trainer::Request {
+        path: cli.path,
+        data: cli.data,
+        train: cli.train,
+        out: cli.out,
     };
+    // Node Zero gets a thread (and a track in traces) of its own.
+    let node_zero = std::thread::Builder::new()
+        .name("node-zero".into())
+        .spawn(move || trainer::run(req, &stop).map(|_| ()))
+        .map_err(|e| format!("could not start Node Zero: {e}"))?;
+    node_zero
+        .join()
+        .unwrap_or_else(|_| Err("Node Zero panicked (see the message above)".into()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let telemetry = match telemetry::init(cli.log_level.as_deref(), cli.trace.as_deref()) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let trace = cli.trace.clone();
+    let training = !cli.prepare_only && !cli.train.list_presets;
+    let result = run(cli);
+    drop(telemetry); // flushes the trace file
+    if let (Some(path), true) = (trace, result.is_ok()) {
+        eprintln!("trace written to {}", path.display());
+    }
+    if training && result.is_ok() {
+        // Everything the run allocated has been dropped by now.
+        eprintln!("live heap after teardown: {} bytes", heap::live_bytes());
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,389 @@
+//! `cargo xtask bench-scaling`: speedup curves of `cllm-train` over worker-thread counts.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use crate::plot::{Chart, Series, line_chart};
+use crate::run::{
+    build_cllm_train, cllm_train, measured_run_args, output_dir, quantile, step_lines,
+    workspace_root,
+};
+use crate::stamp::Stamp;
+
+/// Strong scaling keeps the global batch fixed; weak scaling keeps the batch per worker fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Fixed global batch.
+    Strong,
+    /// Fixed batch per worker thread.
+    Weak,
+    /// Both.
+    Both,
+}
+
+/// Options of `bench-scaling`.
+#[derive(Args, Debug)]
+pub struct ScalingArgs {
+    /// Preset to train.
+    #[arg(long, default_value = "nanogpt-cpu")]
+    preset: String,
+    /// Thread counts to measure in addition to 1, 2, 4, ... up to twice the cores (e.g. 1,2,12,63).
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    threads: Vec<usize>,
+    /// Strong, weak, or both.
+    #[arg(long, value_enum, default_value_t = Mode::Strong)]
+    mode: Mode,
+    /// Sequences per worker thread in weak mode.
+    #[arg(long, default_value_t = 6)]
+    per_worker_batch: usize,
+    /// Measured steps per configuration (default 40; 12 with --quick).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Unmeasured warm-up steps per configuration (default 5; 3 with --quick).
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// A short sweep for CI and people in a hurry (threads 1, 2 and 4 unless given; fewer steps).
+    #[arg(long)]
+    quick: bool,
+    /// Dataset for cllm-train (default: its built-in corpus, present on every checkout).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Data directory for cllm-train.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Seed.
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// Output directory (default: target/bench-scaling/<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// One measured configuration.
+#[derive(Clone, Debug)]
+struct Row {
+    mode: &'static str,
+    threads: usize,
+    compute_workers: usize,
+    batch: usize,
+    tokens_per_step: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    tokens_per_s: f64,
+    speedup: f64,
+    efficiency: f64,
+    compute_ms: f64,
+    wait_ms: f64,
+    reduce_ms: f64,
+    optimizer_ms: f64,
+    data_ms: f64,
+    straggler_p50_ms: f64,
+    straggler_p95_ms: f64,
+}
+
+impl Row {
+    fn share(&self, ms: f64) -> f64 {
+        100.0 * ms / self.p50_ms
+    }
+}
+
+fn thread_list(args: &ScalingArgs, cores: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = if args.quick && !args.threads.is_empty() {
+        Vec::new()
+    } else if args.quick {
+        vec![1, 2, 4]
+    } else {
+        std::iter::successors(Some(1usize), |&n| (n < 2 * cores).then_some(n * 2)).collect()
+    };
+    v.extend(&args.threads);
+    v.push(1); // the baseline
+    v.sort_unstable();
+    v.dedup();
+    v.retain(|&n| n > 0);
+    v
+}
+
+/// Runs the sweep and writes results.csv, results.md and speedup.{svg,png}.
+pub fn run(args: ScalingArgs) -> Result<(), String> {
+    let root = workspace_root();
+    let stamp = Stamp::now();
+    let bin = build_cllm_train(&root)?;
+    let out = output_dir(&root, "bench-scaling", &stamp.when, args.out.as_deref())?;
+    let runs = out.join("runs");
+    let (steps, warmup) = (
+        args.steps.unwrap_or(if args.quick { 12 } else { 40 }),
+        args.warmup.unwrap_or(if args.quick { 3 } else { 5 }),
+    );
+    let threads = thread_list(&args, stamp.cores);
+    let modes: &[Mode] = match args.mode {
+        Mode::Both => &[Mode::Strong, Mode::Weak],
+        Mode::Strong => &[Mode::Strong],
+        Mode::Weak => &[Mode::Weak],
+    };
+    eprintln!(
+        "sweeping threads {threads:?} ({steps} measured steps after {warmup} warm-up) into {}",
+        out.display()
+    );
+    let mut rows = Vec::new();
+    for &mode in modes {
+        let mode_name = if mode == Mode::Strong {
+            "strong"
+        } else {
+            "weak"
+        };
+        let mut base: Option<f64> = None;
+        for &n in &threads {
+            let run_dir = runs.join(format!("{mode_name}-{n}"));
+            let mut a: Vec<String> = Vec::new();
+            if let Some(d) = &args.dataset {
+                a.extend(["--dataset".into(), d.clone()]);
+            }
+            if let Some(d) = &args.data_dir {
+                a.extend(["--data-dir".into(), d.display().to_string()]);
+            }
+            let total = steps + warmup;
+            a.extend(measured_run_args(&args.preset, n, total, &run_dir));
+            a.extend(["--seed".into(), args.seed.to_string()]);
+            if mode == Mode::Weak {
+                a.extend([
+                    "--batch-size".into(),
+                    (args.per_worker_batch * n).to_string(),
+                ]);
+            }
+            eprint!("  {mode_name} scaling, {n} thread(s)... ");
+            cllm_train(&bin, &a)?;
+            let row = measure(&run_dir, mode_name, n, warmup, &mut base, stamp.cores)?;
+            eprintln!(
+                "{:.1} ms/step, {:.0} tokens/s, speedup {:.2}",
+                row.p50_ms, row.tokens_per_s, row.speedup
+            );
+            rows.push(row);
+        }
+    }
+    write_csv(&out.join("results.csv"), &rows)?;
+    let projection = projection(&rows, &args.preset, &runs);
+    let md = markdown(&stamp, &args, steps, warmup, &rows, &projection);
+    std::fs::write(out.join("results.md"), &md).map_err(|e| e.to_string())?;
+    plot(&out.join("speedup"), &stamp, &rows, stamp.cores)?;
+    println!("{md}");
+    eprintln!(
+        "wrote {}/results.csv, results.md, speedup.svg, speedup.png",
+        out.display()
+    );
+    Ok(())
+}
+
+fn measure(
+    run: &Path,
+    mode: &'static str,
+    threads: usize,
+    warmup: u64,
+    base: &mut Option<f64>,
+    cores: usize,
+) -> Result<Row, String> {
+    let lines: Vec<_> = step_lines(run)?
+        .into_iter()
+        .filter(|l| l.step > warmup)
+        .collect();
+    if lines.is_empty() {
+        return Err(format!("{}: no measured steps", run.display()));
+    }
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("config.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let batch = config["hyper"]["batch_size"].as_u64().unwrap_or(0) as usize;
+    let seq = config["model"]["seq_len"].as_u64().unwrap_or(0) as f64;
+    let col = |f: fn(&crate::run::StepLine) -> f64| lines.iter().map(f).collect::<Vec<f64>>();
+    let ms = col(|l| l.ms_per_step);
+    let p50 = quantile(&ms, 0.5);
+    let tokens_per_step = batch as f64 * seq;
+    let tokens_per_s = tokens_per_step / (p50 / 1e3);
+    let base_tps = *base.get_or_insert(tokens_per_s);
+    let speedup = tokens_per_s / base_tps;
+    let straggler = col(|l| l.phase_ms.straggler);
+    Ok(Row {
+        mode,
+        threads,
+        compute_workers: config["compute_workers"].as_u64().unwrap_or(0) as usize,
+        batch,
+        tokens_per_step,
+        p50_ms: p50,
+        p95_ms: quantile(&ms, 0.95),
+        tokens_per_s,
+        speedup,
+        efficiency: speedup / threads.min(cores) as f64,
+        compute_ms: quantile(&col(|l| l.phase_ms.compute), 0.5),
+        wait_ms: quantile(&col(|l| l.phase_ms.wait), 0.5),
+        reduce_ms: quantile(&col(|l| l.phase_ms.reduce), 0.5),
+        optimizer_ms: quantile(&col(|l| l.phase_ms.optimizer), 0.5),
+        data_ms: quantile(&col(|l| l.phase_ms.data), 0.5),
+        straggler_p50_ms: quantile(&straggler, 0.5),
+        straggler_p95_ms: quantile(&straggler, 0.95),
+    })
+}
+
+fn write_csv(path: &Path, rows: &[Row]) -> Result<(), String> {
+    let mut s = String::from(
+        "mode,threads,compute_workers,batch,tokens_per_step,step_ms_p50,step_ms_p95,tokens_per_s,speedup,efficiency,\
+         compute_ms,wait_ms,reduce_ms,optimizer_ms,data_ms,straggler_ms_p50,straggler_ms_p95\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{:.3},{:.3},{:.1},{:.4},{:.4},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3}",
+            r.mode,
+            r.threads,
+            r.compute_workers,
+            r.batch,
+            r.tokens_per_step,
+            r.p50_ms,
+            r.p95_ms,
+            r.tokens_per_s,
+            r.speedup,
+            r.efficiency,
+            r.compute_ms,
+            r.wait_ms,
+            r.reduce_ms,
+            r.optimizer_ms,
+            r.data_ms,
+            r.straggler_p50_ms,
+            r.straggler_p95_ms
+        );
+    }
+    std::fs::write(path, s).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The projection's inputs and its predictions for 16, 64 and 128 cores.
+struct Projection {
+    text: String,
+}
+
+/// An Amdahl-style projection from the measured phases of the strong-scaling runs at 1 and 2
+/// threads. Model, per step on P cores with a batch of B sequences:
+/// `T(P) = C / min(P, B) + U / P + R * min(P, B) / P + O`, where C is compute and U the optimizer
+/// at 1 thread, R the reduction at 2 threads per summed buffer pair... (stated in full below).
+fn projection(rows: &[Row], preset: &str, _runs: &Path) -> Projection {
+    let strong: Vec<&Row> = rows.iter().filter(|r| r.mode == "strong").collect();
+    let (Some(one), Some(two)) = (
+        strong.iter().find(|r| r.threads == 1),
+        strong.iter().find(|r| r.threads == 2),
+    ) else {
+        return Projection {
+            text: "Projection: needs strong-scaling runs at 1 and 2 threads.\n".into(),
+        };
+    };
+    let b = one.batch as f64;
+    let c = one.compute_ms;
+    let u = one.optimizer_ms;
+    // Each of min(P, B) written buffers is read once per step, spread over P workers; at 2
+    // threads two buffers were read over two workers, so one buffer-segment pass costs r2.
+    let r = two.reduce_ms;
+    let o = (one.p50_ms - one.compute_ms - one.optimizer_ms - one.reduce_ms).max(0.0);
+    let t = |p: f64| c / p.min(b) + u / p + r * p.min(b) / p + o;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "**Projection, not a measurement** ({preset}, strong scaling, B = {b} sequences per step)."
+    );
+    let _ = writeln!(
+        text,
+        "Model: T(P) = C/min(P,B) + U/P + R*min(P,B)/P + O, with C = {c:.2} ms compute and U = {u:.2} ms optimizer \
+         (1 thread), R = {r:.2} ms reduction (2 threads: every written gradient buffer is read once, spread over \
+         the workers), O = {o:.2} ms of the rest of the 1-thread step (Node Zero, barriers). It assumes compute \
+         splits by whole sequences (so at most B workers compute), memory bandwidth grows with cores, and barrier \
+         cost stays as measured; it ignores NUMA and SMT."
+    );
+    let _ = writeln!(
+        text,
+        "\n| cores | projected ms/step | projected speedup |\n|---:|---:|---:|"
+    );
+    for p in [1.0, 2.0, 16.0, 64.0, 128.0] {
+        let _ = writeln!(text, "| {p} | {:.2} | {:.2} |", t(p), t(1.0) / t(p));
+    }
+    Projection { text }
+}
+
+fn markdown(
+    stamp: &Stamp,
+    args: &ScalingArgs,
+    steps: u64,
+    warmup: u64,
+    rows: &[Row],
+    proj: &Projection,
+) -> String {
+    let mut s = String::from("# cllm-train scaling\n\n");
+    s += &stamp.markdown();
+    let _ = writeln!(
+        s,
+        "- preset: {}, {} measured steps after {} warm-up steps per configuration; medians (p50) unless noted\n",
+        args.preset, steps, warmup
+    );
+    s += "| mode | threads | computing | batch | step p50 ms | step p95 ms | tokens/s | speedup | efficiency/core | compute % | wait % | reduce % | optimizer % | data % (overlapped) | straggler p50/p95 ms |\n";
+    s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} / {:.2} |",
+            r.mode,
+            r.threads,
+            r.compute_workers,
+            r.batch,
+            r.p50_ms,
+            r.p95_ms,
+            r.tokens_per_s,
+            r.speedup,
+            r.efficiency,
+            r.share(r.compute_ms),
+            r.share(r.wait_ms),
+            r.share(r.reduce_ms),
+            r.share(r.optimizer_ms),
+            r.share(r.data_ms),
+            r.straggler_p50_ms,
+            r.straggler_p95_ms
+        );
+    }
+    s += "\nSpeedup is tokens/s against 1 thread of the same mode; efficiency divides it by min(threads, cores). \
+          Phase shares are each phase's median span over the median step; waits are per worker and overlap the \
+          other phases, and Node Zero's data preparation runs while the workers compute.\n\n";
+    s += &proj.text;
+    s
+}
+
+fn plot(stem: &Path, stamp: &Stamp, rows: &[Row], cores: usize) -> Result<(), String> {
+    let mut series = Vec::new();
+    for mode in ["strong", "weak"] {
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r.mode == mode)
+            .map(|r| (r.threads as f64, r.speedup))
+            .collect();
+        if !pts.is_empty() {
+            series.push(Series {
+                label: format!("{mode} scaling (measured)"),
+                points: pts,
+                reference: false,
+            });
+        }
+    }
+    let max_threads = rows.iter().map(|r| r.threads).max().unwrap_or(1);
+    let ideal: Vec<(f64, f64)> = (1..=max_threads)
+        .map(|n| (n as f64, n.min(cores) as f64))
+        .collect();
+    series.push(Series {
+        label: format!("ideal: min(threads, {cores} cores)"),
+        points: ideal,
+        reference: true,
+    });
+    let caption = stamp.caption();
+    let chart = Chart {
+        title: "cllm-train speedup over 1 worker thread",
+        caption: &caption,
+        x_label: "worker threads",
+        y_label: "speedup (tokens/s)",
+        log_x: max_threads > 8,
+    };
+    line_chart(stem, &chart, &series)
+}

@@ -1,0 +1,157 @@
+//! Building and running `cllm-train`, and reading its `metrics.jsonl`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+
+/// Per-phase milliseconds of one step, as `metrics.jsonl` writes them. This mirrors
+/// `cllm_train::metrics::PhaseMs` field for field: xtask reads the file format rather than
+/// linking the training crates, so that `cargo xtask` stays quick to build.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub struct PhaseMs {
+    /// Node Zero preparing the next batch (overlapped with compute).
+    pub data: f64,
+    /// Forward and backward span.
+    pub compute: f64,
+    /// Mean barrier wait of a worker.
+    pub wait: f64,
+    /// Reduction span.
+    pub reduce: f64,
+    /// Optimizer span.
+    pub optimizer: f64,
+    /// Slowest minus fastest computing worker.
+    pub straggler: f64,
+}
+
+/// One training step's metrics line.
+#[derive(Clone, Debug, Deserialize)]
+pub struct StepLine {
+    /// Steps completed.
+    pub step: u64,
+    /// Training loss.
+    pub loss: f32,
+    /// Wall time of the step.
+    pub ms_per_step: f64,
+    /// Resident set size.
+    pub rss_bytes: u64,
+    /// Live heap.
+    #[serde(default)]
+    pub heap_bytes: u64,
+    /// Phases.
+    pub phase_ms: PhaseMs,
+}
+
+/// Builds `cllm-train` in release mode (once) and returns the binary's path.
+pub fn build_cllm_train(root: &Path) -> Result<PathBuf, String> {
+    eprintln!("building cllm-train (release)...");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "cllm-train",
+            "--bin",
+            "cllm-train",
+        ])
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err("cargo build -p cllm-train failed".into());
+    }
+    Ok(root.join("target/release/cllm-train"))
+}
+
+/// Runs `bin` with `args`; returns its stderr, or an error with the last lines of it.
+pub fn cllm_train(bin: &Path, args: &[String]) -> Result<String, String> {
+    let out = Command::new(bin)
+        .args(args)
+        .output()
+        .map_err(|e| format!("running {}: {e}", bin.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        return Err(format!(
+            "cllm-train {} failed: {}",
+            args.join(" "),
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    Ok(stderr)
+}
+
+/// `cllm-train` arguments for a measured run: `steps` steps of `preset` on `threads` worker
+/// threads into `out`, evaluating (one batch) only at the end and checkpointing only the last step.
+pub fn measured_run_args(preset: &str, threads: usize, steps: u64, out: &Path) -> Vec<String> {
+    let (threads, steps) = (threads.to_string(), steps.to_string());
+    [
+        "--preset",
+        preset,
+        "--threads",
+        &threads,
+        "--max-steps",
+        &steps,
+        "--eval-interval",
+        &steps,
+        "--eval-iters",
+        "1",
+        "--checkpoint-every",
+        "0",
+        "--keep-checkpoints",
+        "1",
+        "--out",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([out.display().to_string()])
+    .collect()
+}
+
+/// The training lines of a run's `metrics.jsonl`.
+pub fn step_lines(run: &Path) -> Result<Vec<StepLine>, String> {
+    let path = run.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut v = Vec::new();
+    for line in text.lines() {
+        if line.contains("\"ms_per_step\"") {
+            v.push(serde_json::from_str(line).map_err(|e| format!("{}: {e}", path.display()))?);
+        }
+    }
+    Ok(v)
+}
+
+/// The `q`-quantile (0..=1) of `xs` (nearest rank).
+pub fn quantile(xs: &[f64], q: f64) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = xs.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() - 1) as f64 * q).round() as usize]
+}
+
+/// `given`, or `target/<task>/<timestamp>` under `root`; created if missing.
+pub fn output_dir(
+    root: &Path,
+    task: &str,
+    when: &str,
+    given: Option<&Path>,
+) -> Result<PathBuf, String> {
+    let out = match given {
+        Some(dir) => dir.to_path_buf(),
+        None => root
+            .join("target")
+            .join(task)
+            .join(when.replace([' ', ':'], "-")),
+    };
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+/// The workspace root (this crate's parent).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(Path::to_path_buf).unwrap_or(here)
+}

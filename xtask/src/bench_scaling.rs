@@ -44,6 +44,11 @@ pub struct ScalingArgs {
     /// Unmeasured warm-up steps per configuration (default 5; 3 with --quick).
     #[arg(long)]
     warmup: Option<u64>,
+    /// Rounds: the whole sweep runs this many times, configurations interleaved, and each
+    /// configuration's figures are medians over the steps of all its rounds, so a noisy minute
+    /// on a shared machine cannot skew one configuration alone (default 3; 1 with --quick).
+    #[arg(long)]
+    rounds: Option<u64>,
     /// A short sweep for CI and people in a hurry (threads 1, 2 and 4 unless given; fewer steps).
     #[arg(long)]
     quick: bool,
@@ -126,16 +131,17 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
         "sweeping threads {threads:?} ({steps} measured steps after {warmup} warm-up) into {}",
         out.display()
     );
-    let mut rows = Vec::new();
-    for &mode in modes {
-        let mode_name = if mode == Mode::Strong {
-            "strong"
-        } else {
-            "weak"
-        };
-        let mut base: Option<f64> = None;
-        for &n in &threads {
-            let run_dir = runs.join(format!("{mode_name}-{n}"));
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let configs: Vec<(Mode, usize)> = modes
+        .iter()
+        .flat_map(|&m| threads.iter().map(move |&n| (m, n)))
+        .collect();
+    let run_dir = |mode: Mode, n: usize, round: u64| {
+        runs.join(format!("{}-{n}-round{round}", mode_name(mode)))
+    };
+    for round in 0..rounds {
+        for &(mode, n) in &configs {
+            let dir = run_dir(mode, n, round);
             let mut a: Vec<String> = Vec::new();
             if let Some(d) = &args.dataset {
                 a.extend(["--dataset".into(), d.clone()]);
@@ -143,8 +149,7 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
             if let Some(d) = &args.data_dir {
                 a.extend(["--data-dir".into(), d.display().to_string()]);
             }
-            let total = steps + warmup;
-            a.extend(measured_run_args(&args.preset, n, total, &run_dir));
+            a.extend(measured_run_args(&args.preset, n, steps + warmup, &dir));
             a.extend(["--seed".into(), args.seed.to_string()]);
             if mode == Mode::Weak {
                 a.extend([
@@ -152,19 +157,32 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
                     (args.per_worker_batch * n).to_string(),
                 ]);
             }
-            eprint!("  {mode_name} scaling, {n} thread(s)... ");
+            eprint!(
+                "  round {}/{rounds}: {} scaling, {n} thread(s)... ",
+                round + 1,
+                mode_name(mode)
+            );
             cllm_train(&bin, &a)?;
-            let row = measure(&run_dir, mode_name, n, warmup, &mut base, stamp.cores)?;
+            let one = measure(&[dir], mode_name(mode), n, warmup, &mut None, stamp.cores)?;
+            eprintln!("{:.1} ms/step", one.p50_ms);
+        }
+    }
+    let mut rows = Vec::new();
+    for &mode in modes {
+        let mut base: Option<f64> = None;
+        for &n in &threads {
+            let dirs: Vec<PathBuf> = (0..rounds).map(|r| run_dir(mode, n, r)).collect();
+            let row = measure(&dirs, mode_name(mode), n, warmup, &mut base, stamp.cores)?;
             eprintln!(
-                "{:.1} ms/step, {:.0} tokens/s, speedup {:.2}",
-                row.p50_ms, row.tokens_per_s, row.speedup
+                "{} scaling, {n} thread(s): {:.1} ms/step, {:.0} tokens/s, speedup {:.2}",
+                row.mode, row.p50_ms, row.tokens_per_s, row.speedup
             );
             rows.push(row);
         }
     }
     write_csv(&out.join("results.csv"), &rows)?;
     let projection = projection(&rows, &args.preset, &runs);
-    let md = markdown(&stamp, &args, steps, warmup, &rows, &projection);
+    let md = markdown(&stamp, &args, (steps, warmup, rounds), &rows, &projection);
     std::fs::write(out.join("results.md"), &md).map_err(|e| e.to_string())?;
     plot(&out.join("speedup"), &stamp, &rows, stamp.cores)?;
     println!("{md}");
@@ -175,23 +193,33 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Strong => "strong",
+        Mode::Weak => "weak",
+        Mode::Both => "both",
+    }
+}
+
+/// One configuration's row from the measured steps of its run directories (one per round).
 fn measure(
-    run: &Path,
+    runs: &[PathBuf],
     mode: &'static str,
     threads: usize,
     warmup: u64,
     base: &mut Option<f64>,
     cores: usize,
 ) -> Result<Row, String> {
-    let lines: Vec<_> = step_lines(run)?
-        .into_iter()
-        .filter(|l| l.step > warmup)
-        .collect();
+    let mut lines = Vec::new();
+    for run in runs {
+        lines.extend(step_lines(run)?.into_iter().filter(|l| l.step > warmup));
+    }
+    let first = &runs[0];
     if lines.is_empty() {
-        return Err(format!("{}: no measured steps", run.display()));
+        return Err(format!("{}: no measured steps", first.display()));
     }
     let config: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(run.join("config.json")).map_err(|e| e.to_string())?,
+        &std::fs::read_to_string(first.join("config.json")).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
     let batch = config["hyper"]["batch_size"].as_u64().unwrap_or(0) as usize;
@@ -309,8 +337,7 @@ fn projection(rows: &[Row], preset: &str, _runs: &Path) -> Projection {
 fn markdown(
     stamp: &Stamp,
     args: &ScalingArgs,
-    steps: u64,
-    warmup: u64,
+    (steps, warmup, rounds): (u64, u64, u64),
     rows: &[Row],
     proj: &Projection,
 ) -> String {
@@ -318,8 +345,9 @@ fn markdown(
     s += &stamp.markdown();
     let _ = writeln!(
         s,
-        "- preset: {}, {} measured steps after {} warm-up steps per configuration; medians (p50) unless noted\n",
-        args.preset, steps, warmup
+        "- preset: {}, {} measured steps after {} warm-up steps per configuration and round, {} round(s) \
+         interleaved; medians (p50) over all rounds' steps unless noted\n",
+        args.preset, steps, warmup, rounds
     );
     s += "| mode | threads | computing | batch | step p50 ms | step p95 ms | tokens/s | speedup | efficiency/core | compute % | wait % | reduce % | optimizer % | data % (overlapped) | straggler p50/p95 ms |\n";
     s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";

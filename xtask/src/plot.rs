@@ -25,7 +25,7 @@ pub struct Series {
     pub label: String,
     /// (x, y) points.
     pub points: Vec<(f64, f64)>,
-    /// Drawn dashed-looking (thin, grey) for reference lines such as "ideal".
+    /// Drawn thin and dark, without markers, for reference lines such as "ideal".
     pub reference: bool,
 }
 
@@ -59,6 +59,22 @@ pub fn line_chart(stem: &Path, chart: &Chart, series: &[Series]) -> Result<(), S
         series,
     )?;
     Ok(())
+}
+
+/// An x tick label: whole numbers without decimals; on a log axis only 1, 2 and 5 times a power
+/// of ten are labelled (the others stay as grid lines), so labels do not collide.
+fn tick(x: f64, log: bool) -> String {
+    if log {
+        let mantissa = x / 10f64.powf(x.log10().floor());
+        if ![1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6) {
+            return String::new();
+        }
+    }
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{}", x.round() as i64)
+    } else {
+        format!("{x:.1}")
+    }
 }
 
 fn draw<DB: DrawingBackend>(
@@ -101,13 +117,14 @@ where
         ($ctx:expr) => {{
             let mut ctx = $ctx;
             ctx.configure_mesh()
+                .x_label_formatter(&|x| tick(*x, chart.log_x))
                 .x_desc(chart.x_label)
                 .y_desc(chart.y_label)
                 .draw()
                 .map_err(|e| err(&e))?;
             for (i, s) in series.iter().enumerate() {
                 let color = if s.reference {
-                    RGBColor(150, 150, 150).to_rgba()
+                    RGBColor(40, 40, 40).to_rgba()
                 } else {
                     Palette99::pick(i).to_rgba()
                 };

@@ -1,0 +1,132 @@
+"""A minimal GPT in PyTorch with nanoGPT's shakespeare_char CPU recipe (4 layers, 4 heads, width
+128, context 64, batch 12, AdamW, warm-up + cosine schedule, clip 1.0, tied embeddings, no biases),
+used to check cllm against an independent implementation. It reads cllm's prepared token shards.
+
+  python3 torch_gpt.py replay DUMP_DIR SHARD_DIR [STEPS]   start from cllm's initial weights, feed
+                                                           cllm's batches, compare losses per step
+  python3 torch_gpt.py train SEED SHARD_DIR                an independent run (torch init and
+                                                           batches), val loss at step 2000
+  python3 torch_gpt.py speed THREADS SHARD_DIR             median ms per training step
+
+DUMP_DIR comes from `cargo run --release -p cllm-train --example reference_dump`, which also
+prints SHARD_DIR. See README.md beside this file.
+"""
+import json, math, sys, time
+import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+
+V, T, C, L, NH, B = 65, 64, 128, 4, 4, 12
+LR, MIN_LR, WARM, DECAY, WD, CLIP = 1e-3, 1e-4, 100, 2000, 0.1, 1.0
+GELU_APPROX = "tanh"  # GPT-2's form, as cllm
+
+def load_shard(path):
+    raw = np.fromfile(path, dtype=np.uint8)
+    assert raw[:8].tobytes() == b"CLLMTOKS"
+    return torch.from_numpy(raw[24:].view(np.uint16).astype(np.int64))
+
+class Block(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.ln_1 = nn.LayerNorm(C, bias=False); s.ln_2 = nn.LayerNorm(C, bias=False)
+        s.c_attn = nn.Linear(C, 3 * C, bias=False); s.attn_proj = nn.Linear(C, C, bias=False)
+        s.c_fc = nn.Linear(C, 4 * C, bias=False); s.mlp_proj = nn.Linear(4 * C, C, bias=False)
+    def forward(s, x):
+        b, t, _ = x.shape
+        q, k, v = s.c_attn(s.ln_1(x)).split(C, dim=2)
+        q, k, v = [z.view(b, t, NH, C // NH).transpose(1, 2) for z in (q, k, v)]
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + s.attn_proj(y.transpose(1, 2).reshape(b, t, C))
+        return x + s.mlp_proj(F.gelu(s.c_fc(s.ln_2(x)), approximate=GELU_APPROX))
+
+class GPT(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.wte = nn.Embedding(V, C); s.wpe = nn.Embedding(T, C)
+        s.h = nn.ModuleList([Block() for _ in range(L)]); s.ln_f = nn.LayerNorm(C, bias=False)
+    def forward(s, idx, targets):
+        x = s.wte(idx) + s.wpe(torch.arange(idx.shape[1]))
+        for blk in s.h: x = blk(x)
+        logits = s.ln_f(x) @ s.wte.weight.T
+        return F.cross_entropy(logits.view(-1, V), targets.reshape(-1))
+
+def init(m):
+    for n, p in m.named_parameters():
+        if p.dim() >= 2:
+            std = 0.02 / math.sqrt(2 * L) if n.endswith("proj.weight") else 0.02
+            nn.init.normal_(p, 0.0, std)
+
+def load_cllm(m, d):
+    names = {"wte.weight": m.wte.weight, "wpe.weight": m.wpe.weight, "ln_f.weight": m.ln_f.weight}
+    for i, b in enumerate(m.h):
+        names.update({f"h.{i}.ln_1.weight": b.ln_1.weight, f"h.{i}.ln_2.weight": b.ln_2.weight,
+            f"h.{i}.attn.c_attn.weight": b.c_attn.weight, f"h.{i}.attn.c_proj.weight": b.attn_proj.weight,
+            f"h.{i}.mlp.c_fc.weight": b.c_fc.weight, f"h.{i}.mlp.c_proj.weight": b.mlp_proj.weight})
+    with torch.no_grad():
+        for n, p in names.items():
+            p.copy_(torch.from_numpy(np.fromfile(f"{d}/{n}.bin", dtype=np.float32)).view_as(p))
+
+def get_lr(it):
+    if it < WARM: return LR * (it + 1) / (WARM + 1)
+    if it > DECAY: return MIN_LR
+    r = (it - WARM) / (DECAY - WARM)
+    return MIN_LR + 0.5 * (1 + math.cos(math.pi * r)) * (LR - MIN_LR)
+
+def optimizer(m):
+    decay = [p for p in m.parameters() if p.dim() >= 2]; nodecay = [p for p in m.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": nodecay, "weight_decay": 0.0}], lr=LR, betas=(0.9, 0.99))
+
+def step(m, opt, x, y, it):
+    for g in opt.param_groups: g["lr"] = get_lr(it)
+    loss = m(x, y); opt.zero_grad(set_to_none=True); loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(m.parameters(), CLIP); opt.step()
+    return loss.item(), norm.item()
+
+def windows(data, offsets):
+    x = torch.stack([data[o:o + T] for o in offsets]); y = torch.stack([data[o + 1:o + 1 + T] for o in offsets])
+    return x, y
+
+mode = sys.argv[1] if len(sys.argv) > 1 else ""
+if mode == "replay":
+    torch.set_num_threads(1)
+    d, shard = sys.argv[2], sys.argv[3]
+    train = load_shard(shard + "/train.bin")
+    m = GPT(); load_cllm(m, d); opt = optimizer(m)
+    cllm = [json.loads(l) for l in open(f"{d}/cllm.jsonl")]
+    n = int(sys.argv[4]) if len(sys.argv) > 4 else len(cllm)
+    worst = 0.0
+    for r in cllm[:n]:
+        x, y = windows(train, r["offsets"])
+        loss, norm = step(m, opt, x, y, r["step"])
+        worst = max(worst, abs(loss - r["loss"]))
+        if r["step"] % 25 == 0 or r["step"] == n - 1:
+            print(f"step {r['step']:4d}: torch loss {loss:.6f} cllm {r['loss']:.6f} diff {loss - r['loss']:+.2e}  norm torch {norm:.5f} cllm {r['norm']:.5f}")
+    print(f"max |loss difference| over {n} steps: {worst:.3e}")
+elif mode == "train":
+    seed, shard = int(sys.argv[2]), sys.argv[3]; torch.manual_seed(seed); torch.set_num_threads(1)
+    train, val = load_shard(shard + "/train.bin"), load_shard(shard + "/val.bin")
+    m = GPT(); init(m); opt = optimizer(m)
+    def batch(data): return windows(data, torch.randint(len(data) - T, (B,)).tolist())
+    def estimate(iters):
+        m.eval(); out = {}
+        with torch.no_grad():
+            for name, data in (("train", train), ("val", val)):
+                out[name] = sum(m(*batch(data)).item() for _ in range(iters)) / iters
+        m.train(); return out
+    t0 = time.time()
+    for it in range(2001):
+        if it % 250 == 0:
+            e = estimate(20); print(f"step {it}: train loss {e['train']:.4f}, val loss {e['val']:.4f} ({time.time()-t0:.0f}s)", flush=True)
+        if it == 2000:
+            e = estimate(1000); print(f"step 2000 (1000 batches): train loss {e['train']:.4f}, val loss {e['val']:.4f}", flush=True)
+            break
+        step(m, opt, *batch(train), it)
+elif mode == "speed":
+    torch.set_num_threads(int(sys.argv[2])); torch.manual_seed(0)
+    train = load_shard(sys.argv[3] + "/train.bin")
+    m = GPT(); init(m); opt = optimizer(m)
+    times = []
+    for it in range(80):
+        x, y = windows(train, torch.randint(len(train) - T, (B,)).tolist())
+        t = time.perf_counter(); step(m, opt, x, y, it); times.append(time.perf_counter() - t)
+    times = sorted(times[20:]); print(f"threads {sys.argv[2]}: median {1000 * times[len(times)//2]:.1f} ms/step")
+else:
+    sys.exit(__doc__)

@@ -1,39 +1,51 @@
 //! The tape's memory must stop growing after the first steps.
 //!
-//! This file is its own test binary because it installs a counting global allocator and
-//! reads the process-wide live-heap figure; it holds one test so that no other test's
-//! allocations run concurrently and blur that figure.
+//! This file is its own test binary because it installs a counting global allocator. The count
+//! is kept per thread: the test harness's own threads allocate now and then (output capture,
+//! result reporting), and only the test thread's heap is the tape's.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use cllm_autograd::{ParamLayout, Tape};
 
-/// Counts live heap bytes. Every allocation adds its size, every free subtracts it.
+/// Counts the live heap bytes allocated by the current thread: every allocation adds its size,
+/// every free subtracts it.
 struct Counting;
 
-/// Live heap bytes: written by every (de)allocation with `Relaxed` (a plain counter; no other
-/// memory is published through it), read by the test between steps on the same thread.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// This thread's net allocated bytes. `const`-initialised and without a destructor, so
+    /// touching it never allocates (no recursion into the allocator).
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(delta: isize) {
+    // `try_with`: during thread teardown the slot may be gone; those frees are not ours to count.
+    let _ = LIVE.try_with(|c| c.set(c.get() + delta));
+}
+
+/// The test thread's live heap bytes.
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
 // `GlobalAlloc` contract that `System` fulfils holds; the counter has no effect on memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        count(layout.size() as isize);
         // SAFETY: forwarded from our caller, who upholds `alloc`'s contract.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        count(-(layout.size() as isize));
         // SAFETY: `ptr` was returned by `alloc` above (i.e. by `System`) with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        count(new_size as isize - layout.size() as isize);
         // SAFETY: forwarded unchanged; `ptr` came from `System` with `layout`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -85,12 +97,7 @@ fn tape_and_heap_stop_growing_over_1000_steps() {
             *p -= 0.05 * d;
         }
         if step == 0 || step == 9 || step == 999 {
-            record.push((
-                step,
-                loss,
-                tape.stats().capacity_bytes,
-                LIVE.load(Ordering::Relaxed),
-            ));
+            record.push((step, loss, tape.stats().capacity_bytes, live()));
         }
     }
     let (_, first_loss, _, _) = record[0];

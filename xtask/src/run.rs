@@ -45,7 +45,25 @@ pub struct StepLine {
 /// Builds `cllm-train` in release mode (once) and returns the binary's path.
 pub fn build_cllm_train(root: &Path) -> Result<PathBuf, String> {
     eprintln!("building cllm-train (release)...");
-    let status = Command::new(env!("CARGO"))
+    let mut cargo = Command::new(env!("CARGO"));
+    // `cargo xtask` runs us with this package's CARGO_MANIFEST_DIR, CARGO_PKG_* ... set. Passed
+    // on, they reach build scripts that watch them (ring's does), so a plain `cargo build` and
+    // a sweep would rebuild those crates for each other; the nested build gets the environment
+    // a plain `cargo` sees.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let prefixes = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+        ];
+        if prefixes.iter().any(|p| key.starts_with(p)) {
+            cargo.env_remove(key);
+        }
+    }
+    let status = cargo
         .args([
             "build",
             "--release",

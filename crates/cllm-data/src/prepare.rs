@@ -337,30 +337,24 @@ pub fn prepare(opts: &PrepareOptions, progress: &mut dyn FnMut(&str)) -> Result<
         Some(p) => p,
         None => {
             fs::create_dir_all(&root).map_err(|e| DataError::io(&root, "creating", e))?;
-            let tmp = root.join(format!(
-                ".{}.tmp-{}",
-                plan.dir_name(&key),
-                std::process::id()
-            ));
-            let _ = fs::remove_dir_all(&tmp);
-            fs::create_dir_all(&tmp).map_err(|e| DataError::io(&tmp, "creating", e))?;
-            match build(&tmp, &plan, opts, key, fingerprint, progress) {
-                Ok(()) => {
-                    let _ = fs::remove_dir_all(&dir);
-                    fs::rename(&tmp, &dir).map_err(|e| DataError::io(&dir, "renaming into", e))?;
+            let locks = opts.cache_dir.join("locks");
+            let _lock = PrepareLock::acquire(&locks, &plan.dir_name(&key), progress)?;
+            // Another process may have prepared the same inputs while this one waited.
+            match reuse(&dir, &fingerprint) {
+                Some(p) => p,
+                None => {
+                    build_into(&dir, |tmp| {
+                        build(tmp, &plan, opts, key, fingerprint, progress)
+                    })?;
+                    let summary = DatasetSummary::load(&dir.join("dataset.json"))?;
+                    let tokenizer = Tokenizer::load(&dir.join("tokenizer.json"))?;
+                    Prepared {
+                        dir,
+                        summary,
+                        tokenizer,
+                        reused: false,
+                    }
                 }
-                Err(e) => {
-                    let _ = fs::remove_dir_all(&tmp);
-                    return Err(e);
-                }
-            }
-            let summary = DatasetSummary::load(&dir.join("dataset.json"))?;
-            let tokenizer = Tokenizer::load(&dir.join("tokenizer.json"))?;
-            Prepared {
-                dir,
-                summary,
-                tokenizer,
-                reused: false,
             }
         }
     };
@@ -373,6 +367,80 @@ pub fn prepare(opts: &PrepareOptions, progress: &mut dyn FnMut(&str)) -> Result<
         )));
     }
     Ok(prepared)
+}
+
+/// Runs `build` on a temporary sibling of `dir`, then renames it into place, so `dir` is either
+/// absent, an earlier (stale or damaged) preparation, or complete. Callers hold the
+/// [`PrepareLock`] for `dir`.
+fn build_into(dir: &Path, build: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    let name = name.unwrap_or_default();
+    let tmp = dir.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(|e| DataError::io(&tmp, "creating", e))?;
+    if let Err(e) = build(&tmp) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    // A stale preparation is moved aside rather than deleted in place: a process that opened
+    // its files before it went stale keeps reading them.
+    let aside = dir.with_file_name(format!(".{name}.stale-{}", std::process::id()));
+    let moved_aside = fs::rename(dir, &aside).is_ok();
+    let renamed = fs::rename(&tmp, dir);
+    if moved_aside {
+        let _ = fs::remove_dir_all(&aside);
+    }
+    renamed.map_err(|e| {
+        let _ = fs::remove_dir_all(&tmp);
+        DataError::io(dir, "renaming into", e)
+    })
+}
+
+/// An exclusive advisory lock on `<cache>/locks/<name>.lock`, held while one process
+/// checks for, builds and publishes a preparation, so that concurrent runs on the same inputs
+/// (say, one per seed) prepare once and share the result instead of racing on the rename.
+/// Released when dropped (or when the process dies: the kernel drops `flock` locks with the
+/// file descriptor). On a file system without locks, preparation goes on unlocked.
+struct PrepareLock(Option<fs::File>);
+
+impl PrepareLock {
+    /// Waits for and takes the lock for the preparation called `name`, reporting the wait.
+    /// Lock files live in their own directory and are never deleted: deleting one that another
+    /// process is waiting on would let a third lock a fresh file beside it.
+    fn acquire(dir: &Path, name: &str, progress: &mut dyn FnMut(&str)) -> Result<Self> {
+        fs::create_dir_all(dir).map_err(|e| DataError::io(dir, "creating", e))?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| DataError::io(&path, "opening", e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(PrepareLock(Some(file))),
+            Err(fs::TryLockError::WouldBlock) => {
+                progress(&format!(
+                    "waiting for another process preparing the same corpus (lock {})",
+                    path.display()
+                ));
+                file.lock()
+                    .map_err(|e| DataError::io(&path, "locking", e))?;
+                Ok(PrepareLock(Some(file)))
+            }
+            Err(fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+                Ok(PrepareLock(None))
+            }
+            Err(fs::TryLockError::Error(e)) => Err(DataError::io(&path, "locking", e)),
+        }
+    }
+}
+
+impl Drop for PrepareLock {
+    fn drop(&mut self) {
+        if let Some(f) = &self.0 {
+            let _ = f.unlock();
+        }
+    }
 }
 
 /// The earlier preparation in `dir`, if complete and made from inputs with this fingerprint.

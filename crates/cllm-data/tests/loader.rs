@@ -147,6 +147,41 @@ fn second_run_reuses_until_an_input_changes() {
 }
 
 #[test]
+fn concurrent_preparations_of_one_corpus_build_once_and_all_succeed() {
+    // Runs started together (one per seed, say) share one cache: one builds, the others wait
+    // for it and reuse the result instead of racing on the final rename.
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("c");
+    fs::create_dir_all(&corpus).unwrap();
+    for i in 0..40 {
+        let text = format!("document {i}: {}\n", "words for the tokenizer ".repeat(50));
+        fs::write(corpus.join(format!("{i}.txt")), text).unwrap();
+    }
+    let opts = options(Source::Path(corpus), tmp.path());
+    let results: Vec<Prepared> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| run(&opts))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect()
+    });
+    let built = results.iter().filter(|p| !p.reused).count();
+    assert_eq!(built, 1, "exactly one of the concurrent runs builds");
+    let tokens = all_tokens(&results[0]);
+    for p in &results {
+        assert_eq!(p.dir, results[0].dir);
+        assert_eq!(all_tokens(p), tokens);
+    }
+    // Nothing temporary is left in the cache.
+    let leftovers: Vec<_> = fs::read_dir(tmp.path().join("prepared"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-") || n.contains(".stale-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
 fn single_file_splits_ninety_ten_like_nanogpt() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("input.txt");

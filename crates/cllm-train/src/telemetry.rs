@@ -21,12 +21,16 @@ pub struct TelemetryGuard {
 /// Installs the subscriber. `log_level` (a level or an `EnvFilter` directive) wins over
 /// `RUST_LOG`; the default is `warn`.
 pub fn init(log_level: Option<&str>, trace: Option<&Path>) -> Result<TelemetryGuard, String> {
-    let directive = log_level
-        .map(str::to_string)
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "warn".into());
-    let filter =
-        EnvFilter::try_new(&directive).map_err(|e| format!("--log-level {directive}: {e}"))?;
+    let (source, directive) = match (log_level, std::env::var("RUST_LOG")) {
+        (Some(level), _) => ("--log-level ", level.to_string()),
+        (None, Ok(env)) => ("RUST_LOG=", env),
+        (None, Err(_)) => ("", "warn".to_string()),
+    };
+    if log_level.is_some() {
+        // RUST_LOG is shared with other tools, where a bare module name is common: not checked.
+        check_directive(&directive).map_err(|e| format!("{source}{directive}: {e}"))?;
+    }
+    let filter = EnvFilter::try_new(&directive).map_err(|e| format!("{source}{directive}: {e}"))?;
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -56,4 +60,44 @@ pub fn init(log_level: Option<&str>, trace: Option<&Path>) -> Result<TelemetryGu
         .try_init()
         .map_err(|e| e.to_string())?;
     Ok(TelemetryGuard { _chrome: guard })
+}
+
+/// Level names a filter directive may use bare.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Refuses a bare word that is not a level. `EnvFilter` would read `--log-level verbose` as
+/// "everything from a module called `verbose`", which silently logs nothing.
+fn check_directive(directive: &str) -> Result<(), String> {
+    for part in directive.split(',').map(str::trim) {
+        let bare = !part.is_empty() && !part.contains(['=', '[']);
+        if bare && !LEVELS.contains(&part.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "`{part}` is not a level (off, error, warn, info, debug, trace); \
+                 to filter by module write MODULE=LEVEL, e.g. cllm_lattice=debug"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_directive;
+
+    #[test]
+    fn levels_and_module_directives_pass_and_other_bare_words_do_not() {
+        for ok in [
+            "warn",
+            "DEBUG",
+            "info,cllm_lattice=trace",
+            "cllm_train=debug",
+            "",
+        ] {
+            assert!(check_directive(ok).is_ok(), "{ok}");
+        }
+        for bad in ["verbose", "warn,loud"] {
+            let e = check_directive(bad).unwrap_err();
+            assert!(e.contains("is not a level"), "{bad}: {e}");
+        }
+    }
 }

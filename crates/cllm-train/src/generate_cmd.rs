@@ -72,7 +72,8 @@ pub fn run(args: &GenerateArgs, out: &mut impl Write) -> Result<usize, String> {
     let sampling = SamplingConfig {
         temperature: args.temperature,
         top_k: (args.top_k > 0).then_some(args.top_k),
-        top_p: (args.top_p < 1.0).then_some(args.top_p),
+        // 1 means "all"; anything else (out-of-range values included) goes to `validate`.
+        top_p: (args.top_p != 1.0).then_some(args.top_p),
         repetition_penalty: args.repetition_penalty,
     };
     sampling.validate()?;

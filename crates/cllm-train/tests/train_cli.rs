@@ -151,6 +151,24 @@ fn train_writes_the_run_directory_and_learns() {
     assert_eq!(a.stdout, b.stdout);
     assert_ne!(a.stdout, c.stdout);
     assert!(String::from_utf8_lossy(&a.stdout).starts_with("line 1"));
+
+    // Out-of-range sampling settings are refused before anything is generated.
+    for (flag, value) in [
+        ("--top-p", "2"),
+        ("--top-p", "0"),
+        ("--repetition-penalty", "0"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_cllm-generate"))
+            .args([run.to_str().unwrap(), flag, value])
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}: {err}");
+        assert!(
+            err.contains(flag) && o.stdout.is_empty(),
+            "{flag} {value}: {err}"
+        );
+    }
 }
 
 #[test]

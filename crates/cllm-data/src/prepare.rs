@@ -385,6 +385,7 @@ fn build_into(dir: &Path, build: impl FnOnce(&Path) -> Result<()>) -> Result<()>
     // A stale preparation is moved aside rather than deleted in place: a process that opened
     // its files before it went stale keeps reading them.
     let aside = dir.with_file_name(format!(".{name}.stale-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&aside); // left by a crash of an earlier process with our pid
     let moved_aside = fs::rename(dir, &aside).is_ok();
     let renamed = fs::rename(&tmp, dir);
     if moved_aside {

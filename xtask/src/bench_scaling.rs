@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 
 use crate::plot::{Chart, Series, line_chart};
 use crate::run::{
-    build_cllm_train, cllm_train, measured_run_args, output_dir, quantile, step_lines,
-    workspace_root,
+    build_cllm_train, clear_run_dir, cllm_train, measured_run_args, output_dir, quantile,
+    step_lines, workspace_root,
 };
 use crate::stamp::Stamp;
 
@@ -142,6 +142,7 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
     for round in 0..rounds {
         for &(mode, n) in &configs {
             let dir = run_dir(mode, n, round);
+            clear_run_dir(&dir)?;
             let mut a: Vec<String> = Vec::new();
             if let Some(d) = &args.dataset {
                 a.extend(["--dataset".into(), d.clone()]);

@@ -100,6 +100,17 @@ pub fn cllm_train(bin: &Path, args: &[String]) -> Result<String, String> {
     Ok(stderr)
 }
 
+/// Removes a scratch run directory left by an earlier sweep into the same `--out` (cllm-train
+/// refuses to start a new run in a directory that holds one).
+pub fn clear_run_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("{}: {e}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `cllm-train` arguments for a measured run: `steps` steps of `preset` on `threads` worker
 /// threads into `out`, evaluating (one batch) only at the end and checkpointing only the last step.
 pub fn measured_run_args(preset: &str, threads: usize, steps: u64, out: &Path) -> Vec<String> {

@@ -8,8 +8,8 @@ use clap::Args;
 
 use crate::plot::{Chart, Series, line_chart};
 use crate::run::{
-    StepLine, build_cllm_train, cllm_train, measured_run_args, output_dir, quantile, step_lines,
-    workspace_root,
+    StepLine, build_cllm_train, clear_run_dir, cllm_train, measured_run_args, output_dir, quantile,
+    step_lines, workspace_root,
 };
 use crate::stamp::Stamp;
 
@@ -65,6 +65,7 @@ pub fn run(args: SoakArgs) -> Result<(), String> {
     let mut teardown = Vec::new();
     for &n in &args.threads {
         let run_dir = out.join(format!("run-{n}"));
+        clear_run_dir(&run_dir)?;
         eprintln!(
             "soak: {} steps of {} on {n} thread(s)...",
             args.steps, args.preset

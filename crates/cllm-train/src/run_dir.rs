@@ -1,6 +1,6 @@
 //! Run directories: where a run's config, metrics, checkpoints and data summary go.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `runs/<label>-<UTC date>-<time>`, e.g. `runs/shakespeare-20261122-081503`.
@@ -16,6 +16,43 @@ pub fn default_run_dir(label: &str) -> PathBuf {
         })
         .collect();
     PathBuf::from("runs").join(format!("{label}-{}", utc_stamp(SystemTime::now())))
+}
+
+/// What `dir` already holds of a training run (`config.json`, `metrics.jsonl`, checkpoints), in
+/// words, or `None` if it holds none of them (absent, empty, or only a `--prepare-only` summary).
+pub fn existing_run(dir: &Path) -> Option<String> {
+    let mut found = Vec::new();
+    for file in ["config.json", "metrics.jsonl"] {
+        if dir.join(file).exists() {
+            found.push(file.to_string());
+        }
+    }
+    let checkpoints = std::fs::read_dir(dir.join("checkpoints")).map_or(0, |d| d.count());
+    if checkpoints > 0 {
+        found.push(format!("{checkpoints} entries in checkpoints/"));
+    }
+    (!found.is_empty()).then(|| found.join(", "))
+}
+
+/// Refuses to start a new run in `dir` if it holds another: its metrics would be truncated and
+/// its checkpoints mixed with the new run's. `resumed` is the directory of the run being
+/// continued, which may of course be written.
+pub fn check_writable(dir: &Path, resumed: Option<&Path>) -> Result<(), String> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if resumed.is_some_and(|r| same(r, dir)) {
+        return Ok(());
+    }
+    match existing_run(dir) {
+        None => Ok(()),
+        Some(what) => Err(format!(
+            "{}: already holds a run ({what}); continue it with --resume {}, or choose another --out",
+            dir.display(),
+            dir.display()
+        )),
+    }
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC.
@@ -49,6 +86,33 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_directory_holding_a_run_is_refused_unless_it_is_the_one_resumed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        assert!(check_writable(&dir, None).is_ok(), "absent");
+        std::fs::create_dir_all(dir.join("checkpoints")).unwrap();
+        std::fs::write(dir.join("dataset.json"), "{}").unwrap();
+        assert!(
+            check_writable(&dir, None).is_ok(),
+            "a --prepare-only summary is no run"
+        );
+        std::fs::create_dir(dir.join("checkpoints/step-00000010")).unwrap();
+        let e = check_writable(&dir, None).unwrap_err();
+        assert!(
+            e.contains("already holds a run") && e.contains("--resume"),
+            "{e}"
+        );
+        assert!(
+            check_writable(&dir, Some(&dir)).is_ok(),
+            "the run being resumed"
+        );
+        assert!(
+            check_writable(&dir, Some(tmp.path())).is_err(),
+            "another run"
+        );
+    }
 
     #[test]
     fn stamps() {

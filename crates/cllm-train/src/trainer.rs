@@ -198,6 +198,9 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
             )
         }
     };
+    if !req.train.eval_only {
+        run_dir::check_writable(&run_dir, resume.as_ref().map(|r| r.run_dir.as_path()))?;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cfg.threads = req
         .train

@@ -172,6 +172,30 @@ fn train_writes_the_run_directory_and_learns() {
 }
 
 #[test]
+fn a_new_run_does_not_overwrite_an_earlier_one() {
+    let env = Env::new();
+    let run = env.path("run");
+    let out = env.train(&[SMALL, &["--out", run.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics = fs::read(run.join("metrics.jsonl")).unwrap();
+    let config = fs::read(run.join("config.json")).unwrap();
+    // The same --out again without --resume (here with other settings): refused, untouched.
+    let again = env.train(&["--max-steps", "5", "--out", run.to_str().unwrap()]);
+    let err = stderr(&again);
+    assert_eq!(again.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("already holds a run") && err.contains("--resume"),
+        "{err}"
+    );
+    assert_eq!(fs::read(run.join("metrics.jsonl")).unwrap(), metrics);
+    assert_eq!(fs::read(run.join("config.json")).unwrap(), config);
+    assert!(!run.join("checkpoints/step-00000005").exists());
+    // --prepare-only into it is refused too (it would replace the run's tokenizer).
+    let prep = env.train(&["--prepare-only", "--out", run.to_str().unwrap()]);
+    assert_eq!(prep.status.code(), Some(1), "{}", stderr(&prep));
+}
+
+#[test]
 fn resume_is_bit_for_bit() {
     let env = Env::new();
     let (full, part) = (env.path("full"), env.path("part"));

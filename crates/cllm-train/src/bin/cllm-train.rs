@@ -36,6 +36,7 @@ struct Cli {
 
     /// Run directory for config, metrics, checkpoints and the data summary
     /// (default: runs/<dataset>-<UTC timestamp>; with --resume, the resumed run's directory).
+    /// A new run does not start in a directory that holds another run.
     #[arg(long, value_name = "RUN_DIR")]
     out: Option<PathBuf>,
 
@@ -71,6 +72,7 @@ fn run(cli: Cli) -> Result<(), String> {
             .out
             .clone()
             .unwrap_or_else(|| run_dir::default_run_dir(&label));
+        run_dir::check_writable(&out, None)?;
         return prepare_cmd::run(&cli.data, cli.path.as_ref(), &out);
     }
     let stop = StopFlag::install();

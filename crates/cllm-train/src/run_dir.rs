@@ -18,6 +18,29 @@ pub fn default_run_dir(label: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{label}-{}", utc_stamp(SystemTime::now())))
 }
 
+/// Creates `base` as a new, empty directory, or `base-2`, `base-3`... if that name is taken
+/// (`create_dir` fails on an existing path, so two processes never get the same one).
+pub fn claim(base: &Path) -> Result<PathBuf, String> {
+    if let Some(parent) = base.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    for n in 1u32.. {
+        let candidate = if n == 1 {
+            base.to_path_buf()
+        } else {
+            let mut name = base.as_os_str().to_owned();
+            name.push(format!("-{n}"));
+            PathBuf::from(name)
+        };
+        match std::fs::create_dir(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("{}: {e}", candidate.display())),
+        }
+    }
+    unreachable!("u32 suffixes exhausted")
+}
+
 /// What `dir` already holds of a training run (`config.json`, `metrics.jsonl`, checkpoints), in
 /// words, or `None` if it holds none of them (absent, empty, or only a `--prepare-only` summary).
 pub fn existing_run(dir: &Path) -> Option<String> {
@@ -86,6 +109,30 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn claimed_names_are_distinct_even_when_claimed_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("runs/x-20261122-120000");
+        let mut got: Vec<PathBuf> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4).map(|_| s.spawn(|| claim(&base).unwrap())).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        got.sort();
+        let names: Vec<String> = got
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "x-20261122-120000",
+                "x-20261122-120000-2",
+                "x-20261122-120000-3",
+                "x-20261122-120000-4"
+            ]
+        );
+    }
 
     #[test]
     fn a_directory_holding_a_run_is_refused_unless_it_is_the_one_resumed() {

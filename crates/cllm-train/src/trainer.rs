@@ -249,6 +249,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
             cfg.hyper.max_steps
         ));
     }
+    let fresh_default_dir = req.out.is_none() && resume.is_none();
     let (weights, m, v) = match resume {
         Some(r) => (r.ck.weights, r.ck.m, r.ck.v),
         None => (
@@ -276,7 +277,13 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         return evaluate_only(cfg, run_dir, start_step, &prepared, engine);
     }
 
-    // The run directory.
+    // The run directory. A default name is claimed atomically, so runs started in the same
+    // second (one per seed, say) get `-2`, `-3`... instead of sharing one directory.
+    let run_dir = if fresh_default_dir {
+        run_dir::claim(&run_dir)?
+    } else {
+        run_dir
+    };
     std::fs::create_dir_all(run_dir.join("checkpoints"))
         .map_err(|e| format!("{}: {e}", run_dir.display()))?;
     prepared

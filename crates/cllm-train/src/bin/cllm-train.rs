@@ -68,11 +68,13 @@ fn run(cli: Cli) -> Result<(), String> {
             (None, Some(d)) => d.replace('/', "-"),
             (None, None) => cllm_train::builtin_corpus::NAME.to_string(),
         };
-        let out = cli
-            .out
-            .clone()
-            .unwrap_or_else(|| run_dir::default_run_dir(&label));
-        run_dir::check_writable(&out, None)?;
+        let out = match &cli.out {
+            Some(out) => {
+                run_dir::check_writable(out, None)?;
+                out.clone()
+            }
+            None => run_dir::claim(&run_dir::default_run_dir(&label))?,
+        };
         return prepare_cmd::run(&cli.data, cli.path.as_ref(), &out);
     }
     let stop = StopFlag::install();

@@ -338,11 +338,14 @@ pub fn prepare(opts: &PrepareOptions, progress: &mut dyn FnMut(&str)) -> Result<
         None => {
             fs::create_dir_all(&root).map_err(|e| DataError::io(&root, "creating", e))?;
             let locks = opts.cache_dir.join("locks");
-            let _lock = PrepareLock::acquire(&locks, &plan.dir_name(&key), progress)?;
+            let lock = PrepareLock::acquire(&locks, &plan.dir_name(&key), progress)?;
             // Another process may have prepared the same inputs while this one waited.
             match reuse(&dir, &fingerprint) {
                 Some(p) => p,
                 None => {
+                    if lock.held() {
+                        remove_leftovers(&root, &plan.dir_name(&key));
+                    }
                     build_into(&dir, |tmp| {
                         build(tmp, &plan, opts, key, fingerprint, progress)
                     })?;
@@ -432,6 +435,30 @@ impl PrepareLock {
                 Ok(PrepareLock(None))
             }
             Err(fs::TryLockError::Error(e)) => Err(DataError::io(&path, "locking", e)),
+        }
+    }
+}
+
+impl PrepareLock {
+    /// Whether the lock is really held (false on a file system without locks).
+    fn held(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// Removes the temporary and set-aside directories of earlier preparations of `name` that
+/// never finished (a crash, a kill, Ctrl-C during preparation). Only called with the lock for
+/// `name` held, so no living process is using them.
+fn remove_leftovers(root: &Path, name: &str) {
+    let (tmp, stale) = (format!(".{name}.tmp-"), format!(".{name}.stale-"));
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if file_name.starts_with(&tmp) || file_name.starts_with(&stale) {
+            let _ = fs::remove_dir_all(entry.path());
         }
     }
 }

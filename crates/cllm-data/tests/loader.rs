@@ -172,7 +172,25 @@ fn concurrent_preparations_of_one_corpus_build_once_and_all_succeed() {
         assert_eq!(p.dir, results[0].dir);
         assert_eq!(all_tokens(p), tokens);
     }
-    // Nothing temporary is left in the cache.
+    // Nothing temporary is left in the cache, including what an interrupted earlier process
+    // left: the next preparation of the same corpus removes it.
+    let prepared = tmp.path().join("prepared");
+    let name = results[0]
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let crashed = prepared.join(format!(".{name}.tmp-4000000"));
+    fs::create_dir_all(&crashed).unwrap();
+    fs::write(crashed.join("documents.txt"), "half a preparation").unwrap();
+    fs::remove_dir_all(&results[0].dir).unwrap();
+    let again = run(&opts).unwrap();
+    assert!(!again.reused);
+    assert!(
+        !crashed.exists(),
+        "an interrupted preparation's directory is left"
+    );
     let leftovers: Vec<_> = fs::read_dir(tmp.path().join("prepared"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

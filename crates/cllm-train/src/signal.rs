@@ -1,19 +1,30 @@
-//! Ctrl-C (SIGINT): the first one asks training to stop after the current step (a checkpoint
-//! is written and the process exits 0); a second one exits at once with status 130.
+//! Ctrl-C (SIGINT): once training has started, the first one asks it to stop after the current
+//! step (a checkpoint is written and the process exits 0) and a second one exits at once with
+//! status 130. Before training starts (data preparation, set-up) there is nothing to save, so
+//! Ctrl-C exits at once with status 130; a half-built data preparation lives in a temporary
+//! directory that the next preparation of the same corpus removes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set by the handler, read by the training loop after each step.
 #[derive(Clone, Debug)]
-pub struct StopFlag(Arc<AtomicBool>);
+pub struct StopFlag {
+    requested: Arc<AtomicBool>,
+    /// Whether training has started (and a stop should be graceful).
+    armed: Arc<AtomicBool>,
+}
 
 impl StopFlag {
     /// Installs the SIGINT handler (once per process) and returns its flag.
     pub fn install() -> Self {
-        let flag = Arc::new(AtomicBool::new(false));
-        let handler_flag = flag.clone();
+        let flag = StopFlag::never();
+        let (handler_flag, armed) = (flag.requested.clone(), flag.armed.clone());
         let installed = ctrlc::set_handler(move || {
+            if !armed.load(Ordering::SeqCst) {
+                eprintln!("\nCtrl-C before training started: exiting (nothing to checkpoint yet)");
+                std::process::exit(130);
+            }
             if handler_flag.swap(true, Ordering::SeqCst) {
                 eprintln!("\nsecond Ctrl-C: exiting without a checkpoint");
                 std::process::exit(130);
@@ -25,16 +36,24 @@ impl StopFlag {
         if let Err(e) = installed {
             eprintln!("warning: Ctrl-C will stop training without a checkpoint ({e})");
         }
-        StopFlag(flag)
+        flag
     }
 
     /// A flag no signal sets (tests, library use).
     pub fn never() -> Self {
-        StopFlag(Arc::new(AtomicBool::new(false)))
+        StopFlag {
+            requested: Arc::new(AtomicBool::new(false)),
+            armed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Training has started: from now on Ctrl-C stops after the current step with a checkpoint.
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
     }
 
     /// Whether a stop was requested.
     pub fn requested(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.requested.load(Ordering::SeqCst)
     }
 }

@@ -441,6 +441,7 @@ impl Trainer {
     }
 
     fn train(&mut self, start: u64, stop: &StopFlag) -> Result<Outcome, String> {
+        stop.arm();
         let h = self.cfg.hyper;
         let tokens_per_step = (h.batch_size * self.cfg.model.seq_len) as f64;
         let pb = progress::bar(h.max_steps, "training");

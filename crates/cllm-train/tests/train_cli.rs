@@ -39,6 +39,16 @@ impl Env {
     }
 }
 
+/// Sends SIGINT to `child`, as a terminal's Ctrl-C would, and waits for it.
+fn interrupt(child: std::process::Child) -> Output {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -413,12 +423,7 @@ fn ctrl_c_checkpoints_and_exits_zero() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt(child);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("resume with: cllm-train --resume"), "{err}");
@@ -426,4 +431,51 @@ fn ctrl_c_checkpoints_and_exits_zero() {
         cllm_model::checkpoint::latest(&run.join("checkpoints")).expect("a checkpoint was written");
     let state = cllm_model::checkpoint::load(&ck).unwrap().state;
     assert!(state.step > 0);
+}
+
+#[test]
+fn ctrl_c_before_training_exits_at_once() {
+    let env = Env::new();
+    // A corpus whose BPE preparation takes a few seconds: varied words, about 3 MB.
+    let mut text = String::with_capacity(3 << 20);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    while text.len() < 3 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = 2 + (x % 9) as usize;
+        text.extend((0..len).map(|i| (b'a' + ((x >> (i * 5)) % 26) as u8) as char));
+        text.push(if x.is_multiple_of(11) { '\n' } else { ' ' });
+    }
+    let big = env.path("big.txt");
+    fs::write(&big, text).unwrap();
+    let cache = env.path("cache");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cllm-train"))
+        .arg(&big)
+        .args(["--cache-dir", cache.to_str().unwrap()])
+        .args([
+            "--tokenizer",
+            "bpe",
+            "--vocab-size",
+            "4096",
+            "--max-steps",
+            "3",
+        ])
+        .args(["--out", env.path("run").to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "preparation finished too soon for this test"
+    );
+    let sent = Instant::now();
+    let out = interrupt(child);
+    let waited = sent.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("before training started"), "{err}");
+    assert!(waited < Duration::from_secs(5), "took {waited:?} to stop");
+    assert!(!env.path("run").join("metrics.jsonl").exists());
 }

@@ -17,7 +17,17 @@ pub fn prepare_corpus(
     let opts = data.prepare_options(path, min_tokens)?;
     let _span = tracing::info_span!("data.prepare").entered();
     let pb = progress::spinner("preparing data");
-    let result = prepare(&opts, &mut |msg| pb.set_message(msg.to_string()));
+    // The spinner shows only on a terminal; the log (`--log-level info`) gets each phase once
+    // (a message's first word names its phase: reading, encoding, writing, waiting...).
+    let mut phase = String::new();
+    let result = prepare(&opts, &mut |msg| {
+        let this = msg.split([' ', ':']).next().unwrap_or(msg);
+        if this != phase {
+            tracing::info!("data: {msg}");
+            phase = this.to_string();
+        }
+        pb.set_message(msg.to_string());
+    });
     pb.finish_and_clear();
     result.map_err(|e| e.to_string())
 }

@@ -7,10 +7,13 @@ used to check cllm against an independent implementation. It reads cllm's prepar
   python3 torch_gpt.py train SEED SHARD_DIR                an independent run (torch init and
                                                            batches), val loss at step 2000
   python3 torch_gpt.py speed THREADS SHARD_DIR             median ms per training step
-  python3 torch_gpt.py nanogpt SEED SHARD_DIR              nanoGPT's own run, random stream
+  python3 torch_gpt.py nanogpt SEED SHARD_DIR [STEPS [EVERY]]
+                                                           nanoGPT's own run, random stream
                                                            included: its module tree and
                                                            init order, batch prefetch, evals
-                                                           drawing fresh batches; val at 2000
+                                                           every EVERY steps (default 250)
+                                                           drawing fresh batches; STEPS
+                                                           (default 2000) also ends the decay
 
 DUMP_DIR comes from `cargo run --release -p cllm-train --example reference_dump`, which also
 prints SHARD_DIR. See README.md beside this file.
@@ -180,19 +183,22 @@ elif mode == "nanogpt":
     decay = [p for p in m.parameters() if p.dim() >= 2]; nodecay = [p for p in m.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": nodecay, "weight_decay": 0.0}], lr=LR, betas=(0.9, 0.99))
     def batch(data): return windows(data, torch.randint(len(data) - T, (B,)).tolist())
+    steps = int(sys.argv[4]) if len(sys.argv) > 4 else 2000
+    every = int(sys.argv[5]) if len(sys.argv) > 5 else 250
+    DECAY = steps  # nanoGPT's lr_decay_iters = max_iters, as cllm's --max-steps
     x, y = batch(train); t0 = time.time()
-    for it in range(2001):
+    for it in range(steps + 1):
         for g in opt.param_groups: g["lr"] = get_lr(it)
-        if it % 250 == 0:
+        if it % every == 0:
             m.eval(); out = {}
             with torch.no_grad():
                 for name, data in (("train", train), ("val", val)):
                     out[name] = sum(m(*batch(data)).item() for _ in range(20)) / 20
             m.train(); print(f"step {it}: train loss {out['train']:.4f}, val loss {out['val']:.4f} ({time.time()-t0:.0f}s)", flush=True)
-        if it == 2000:
+        if it == steps:
             m.eval()
             with torch.no_grad(): ls = [m(*batch(val)).item() for _ in range(1000)]
-            print(f"step 2000 (1000 val batches, after nanoGPT's run): val loss {sum(ls) / 1000:.4f}", flush=True)
+            print(f"step {steps} (1000 val batches, after nanoGPT's run): val loss {sum(ls) / 1000:.4f}", flush=True)
             # How much a 20-batch evaluation of this one model varies: 50 disjoint draws.
             g = sorted(sum(ls[i:i + 20]) / 20 for i in range(0, 1000, 20))
             mean = sum(g) / 50; sd = (sum((x - mean) ** 2 for x in g) / 49) ** 0.5

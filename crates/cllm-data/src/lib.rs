@@ -9,7 +9,8 @@
 //! * **Shards**: tokens are written once to versioned binary shards, cached under a key, and
 //!   reused while the inputs are unchanged; reading is by bounded windows.
 //! * **Batches**: a seeded sampler whose batch for step `s` depends only on (seed, step), and a
-//!   split of each global batch across workers whose union is the same whatever the count.
+//!   split of each global batch across workers whose union is the same whatever the count;
+//!   or [`TorchStream`], PyTorch's CPU generator, for the offsets nanoGPT draws with a seed.
 //!
 //! This crate knows nothing about tensors.
 //!
@@ -39,6 +40,7 @@ pub mod spill;
 pub mod squad;
 mod summary;
 pub mod tokenizer;
+mod torch_stream;
 pub mod walk;
 
 pub use error::{DataError, Result};
@@ -52,3 +54,4 @@ pub use sampler::{Batch, BatchSampler, worker_share};
 pub use shard::{ShardReader, ShardWriter};
 pub use summary::{DatasetSummary, InputFile, PREPARED_VERSION, SkippedFile, peak_rss_bytes};
 pub use tokenizer::{Tokenizer, TokenizerKind};
+pub use torch_stream::{RANDINT_64BIT_FROM, TorchStream};

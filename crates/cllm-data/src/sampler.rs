@@ -30,6 +30,27 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Reads the windows at `self.offsets` (one per sequence, `seq_len + 1` tokens each) into
+    /// `inputs` and `targets`, reusing the buffers. Use it with offsets from another source,
+    /// such as [`TorchStream::offsets_at`](crate::TorchStream::offsets_at).
+    ///
+    /// # Errors
+    /// If a window runs past the end of the shard, or reading fails.
+    pub fn read_windows(&mut self, seq_len: usize, reader: &mut ShardReader) -> Result<()> {
+        let t = seq_len;
+        self.batch_size = self.offsets.len();
+        self.seq_len = t;
+        self.inputs.resize(self.batch_size * t, 0);
+        self.targets.resize(self.batch_size * t, 0);
+        self.window.resize(t + 1, 0);
+        for (b, &off) in self.offsets.iter().enumerate() {
+            reader.read(off, &mut self.window)?;
+            self.inputs[b * t..(b + 1) * t].copy_from_slice(&self.window[..t]);
+            self.targets[b * t..(b + 1) * t].copy_from_slice(&self.window[1..]);
+        }
+        Ok(())
+    }
+
     /// Inputs and targets of sequences `rows` (for one worker's share).
     pub fn rows(&self, rows: Range<usize>) -> (&[u32], &[u32]) {
         let r = rows.start * self.seq_len..rows.end * self.seq_len;
@@ -85,21 +106,11 @@ impl BatchSampler {
 
     /// Fills `batch` with the windows of step `step`, reusing its buffers.
     pub fn fill(&self, step: u64, reader: &mut ShardReader, batch: &mut Batch) -> Result<()> {
-        let t = self.seq_len;
-        batch.batch_size = self.batch_size;
-        batch.seq_len = t;
         let mut offsets = std::mem::take(&mut batch.offsets);
-        self.offsets(step, reader.len(), &mut offsets)?;
-        batch.inputs.resize(self.batch_size * t, 0);
-        batch.targets.resize(self.batch_size * t, 0);
-        batch.window.resize(t + 1, 0);
-        for (b, &off) in offsets.iter().enumerate() {
-            reader.read(off, &mut batch.window)?;
-            batch.inputs[b * t..(b + 1) * t].copy_from_slice(&batch.window[..t]);
-            batch.targets[b * t..(b + 1) * t].copy_from_slice(&batch.window[1..]);
-        }
+        let drawn = self.offsets(step, reader.len(), &mut offsets);
         batch.offsets = offsets;
-        Ok(())
+        drawn?;
+        batch.read_windows(self.seq_len, reader)
     }
 
     /// The batch of step `step`, freshly allocated.

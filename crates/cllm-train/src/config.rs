@@ -6,11 +6,22 @@ use std::path::PathBuf;
 use cllm_model::{GptConfig, TrainHyper, preset, preset_names};
 use serde::{Deserialize, Serialize};
 
+use crate::batches::RandomStream;
 use crate::data_args::DataArgs;
 use crate::train_args::TrainArgs;
 
 /// The default seed (nanoGPT's).
 pub const DEFAULT_SEED: u64 = 1337;
+
+/// The random stream a preset uses unless `--rng` says otherwise: the nanoGPT presets
+/// reproduce nanoGPT's recipe, its random stream included.
+pub fn default_rng(preset: &str) -> RandomStream {
+    if preset.starts_with("nanogpt") {
+        RandomStream::Nanogpt
+    } else {
+        RandomStream::Cllm
+    }
+}
 
 /// A fully resolved run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,6 +34,9 @@ pub struct RunConfig {
     pub hyper: TrainHyper,
     /// Initialisation and sampling seed.
     pub seed: u64,
+    /// The random stream the seed drives (`cllm` for runs written before it existed).
+    #[serde(default)]
+    pub rng: RandomStream,
     /// Steps between checkpoints (0: only at the end).
     pub checkpoint_every: u64,
     /// Checkpoints kept.
@@ -120,6 +134,7 @@ pub fn fixed_flags_given(args: &TrainArgs) -> Vec<&'static str> {
     check(args.eval_interval.is_some(), "--eval-interval");
     check(args.eval_iters.is_some(), "--eval-iters");
     check(args.seed.is_some(), "--seed");
+    check(args.rng.is_some(), "--rng");
     v
 }
 

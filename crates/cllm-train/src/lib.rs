@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod batches;
 pub mod builtin_corpus;
 pub mod config;
 pub mod data_args;

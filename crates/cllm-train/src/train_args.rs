@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::batches::RandomStream;
+
 /// Model shape, recipe and run control.
 #[derive(Args, Clone, Debug, Default)]
 pub struct TrainArgs {
@@ -60,12 +62,20 @@ pub struct TrainArgs {
     /// Evaluate every N steps (and at the start and end).
     #[arg(long, value_name = "N")]
     pub eval_interval: Option<u64>,
-    /// Batches per evaluation (the same fixed batches every time).
+    /// Batches per split per evaluation (with --rng cllm the same batches every time; with
+    /// nanogpt fresh ones, as nanoGPT).
     #[arg(long, value_name = "N")]
     pub eval_iters: Option<u64>,
     /// Seed for initialisation and batch sampling (default 1337).
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// The random stream the seed drives. `cllm`: ChaCha8, step s's batch depends only on
+    /// (seed, s), fixed evaluation batches. `nanogpt`: PyTorch's generator read in nanoGPT's
+    /// order, so a seed gives nanoGPT's initial weights and batches (fresh evaluation batches
+    /// each time) and a run compares with nanoGPT's seed by seed. Default: nanogpt for the
+    /// nanogpt-* presets, cllm otherwise.
+    #[arg(long, value_name = "STREAM")]
+    pub rng: Option<RandomStream>,
 
     /// Write a checkpoint every N steps (0: only at the end and on Ctrl-C). Default: every
     /// evaluation.

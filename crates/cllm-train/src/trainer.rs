@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cllm_data::{Batch, BatchSampler, Prepared, ShardReader, Split};
+use cllm_data::{Batch, Prepared, ShardReader, Split};
 use cllm_model::checkpoint::{self, Checkpoint, CheckpointState};
 use cllm_model::{Gpt, schedule};
 
-use crate::config::{DEFAULT_SEED, RunConfig, fixed_flags_given, resolve_hyper};
+use crate::batches::{Batches, RandomStream};
+use crate::config::{DEFAULT_SEED, RunConfig, default_rng, fixed_flags_given, resolve_hyper};
 use crate::data_args::DataArgs;
 use crate::engine::{EngineOptions, InjectedPanic, LatticeEngine};
 use crate::metrics::{EvalLine, MetricsWriter, PhaseMs, RssSampler, StepLine};
@@ -17,9 +18,6 @@ use crate::run_stats::{HEAP_GROWTH_WARNING, RunStats};
 use crate::signal::StopFlag;
 use crate::train_args::TrainArgs;
 use crate::{progress, run_dir};
-
-/// Seed offset of the evaluation batches (they must not coincide with training batches).
-const EVAL_SEED_OFFSET: u64 = 0x5eed_e7a1;
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
@@ -106,11 +104,13 @@ fn load_resume(req: &Request, arg: &Path) -> Result<Resume, String> {
 fn fresh_config(req: &Request) -> Result<RunConfig, String> {
     let preset_name = req.train.preset.clone().unwrap_or_else(|| "tiny".into());
     let (model, hyper) = resolve_hyper(&req.train, &preset_name)?;
+    let rng = req.train.rng.unwrap_or_else(|| default_rng(&preset_name));
     Ok(RunConfig {
         preset: preset_name,
         model,
         hyper,
         seed: req.train.seed.unwrap_or(DEFAULT_SEED),
+        rng,
         checkpoint_every: req.train.checkpoint_every.unwrap_or(hyper.eval_interval),
         keep_checkpoints: req.train.keep_checkpoints.unwrap_or(3),
         data: req.data.clone(),
@@ -253,7 +253,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     let (weights, m, v) = match resume {
         Some(r) => (r.ck.weights, r.ck.m, r.ck.v),
         None => (
-            gpt.params.init(&cfg.model, cfg.seed),
+            initial_weights(&cfg, &gpt)?,
             gpt.params.layout.zeros(),
             gpt.params.layout.zeros(),
         ),
@@ -295,7 +295,8 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     let metrics = MetricsWriter::open(&run_dir.join("metrics.jsonl"), start_step)?;
 
     eprintln!(
-        "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens",
+        "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens; \
+         seed {} on the {} random stream",
         cfg.preset,
         cfg.model.num_params(),
         cfg.model.num_layers,
@@ -304,7 +305,9 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         cfg.model.seq_len,
         cfg.model.vocab_size,
         cfg.hyper.batch_size,
-        cfg.model.seq_len
+        cfg.model.seq_len,
+        cfg.seed,
+        cfg.rng
     );
     eprintln!(
         "lattice: Node Zero + {}{}",
@@ -329,7 +332,8 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     trainer.train(start_step, stop)
 }
 
-/// `--eval-only`: the losses of a checkpoint on fixed batches, printed as one JSON line.
+/// `--eval-only`: the losses of a checkpoint on the batches the run's own evaluation at that
+/// step uses, printed as one JSON line.
 fn evaluate_only(
     cfg: RunConfig,
     run_dir: PathBuf,
@@ -337,8 +341,7 @@ fn evaluate_only(
     prepared: &Prepared,
     mut engine: LatticeEngine,
 ) -> Result<Outcome, String> {
-    let (b, t) = (cfg.hyper.batch_size, cfg.model.seq_len);
-    let sampler = BatchSampler::new(cfg.seed.wrapping_add(EVAL_SEED_OFFSET), b, t);
+    let mut batches = batches_of(&cfg, prepared)?;
     let mut report = serde_json::Map::new();
     report.insert("step".into(), step.into());
     report.insert("eval_iters".into(), cfg.hyper.eval_iters.into());
@@ -348,9 +351,7 @@ fn evaluate_only(
         let mut reader = prepared.open(split).map_err(|e| e.to_string())?;
         let mut total = 0.0f64;
         for i in 0..cfg.hyper.eval_iters {
-            sampler
-                .fill(i, &mut reader, &mut batch)
-                .map_err(|e| e.to_string())?;
+            batches.eval(step, split, i, &mut reader, &mut batch)?;
             let (loss, back) = engine.eval_loss(batch)?;
             batch = back;
             total += loss as f64;
@@ -368,6 +369,29 @@ fn evaluate_only(
         interrupted: false,
         val_loss,
     })
+}
+
+/// The initial weights the run's random stream gives.
+fn initial_weights(cfg: &RunConfig, gpt: &Gpt) -> Result<Vec<f32>, String> {
+    match cfg.rng {
+        RandomStream::Cllm => Ok(gpt.params.init(&cfg.model, cfg.seed)),
+        RandomStream::Nanogpt => Ok(gpt.params.init_nanogpt(&cfg.model, cfg.seed)?.0),
+    }
+}
+
+/// The batch source of the run's random stream.
+fn batches_of(cfg: &RunConfig, prepared: &Prepared) -> Result<Batches, String> {
+    let (b, t) = (cfg.hyper.batch_size, cfg.model.seq_len);
+    match cfg.rng {
+        RandomStream::Cllm => Ok(Batches::cllm(cfg.seed, b, t)),
+        RandomStream::Nanogpt => Batches::nanogpt(
+            cfg.seed,
+            cllm_model::nanogpt_init_draws(&cfg.model),
+            (b, t),
+            (prepared.summary.train_tokens, prepared.summary.val_tokens),
+            (cfg.hyper.eval_interval, cfg.hyper.eval_iters),
+        ),
+    }
 }
 
 fn label_of(req: &Request) -> String {
@@ -391,9 +415,11 @@ struct Trainer {
     engine: LatticeEngine,
     metrics: MetricsWriter,
     train: ShardReader,
-    sampler: BatchSampler,
-    /// Fixed evaluation batches per split; moved to the workers and back for each evaluation.
-    eval_batches: Vec<(&'static str, Vec<Batch>)>,
+    val: ShardReader,
+    batches: Batches,
+    /// Evaluation batches per split, refilled for each evaluation unless the stream's are
+    /// fixed; moved to the workers and back.
+    eval_batches: Vec<(Split, Vec<Batch>)>,
     last_checkpoint: Option<PathBuf>,
     last_val: Option<f32>,
     rss: RssSampler,
@@ -409,28 +435,33 @@ impl Trainer {
         engine: LatticeEngine,
         metrics: MetricsWriter,
     ) -> Result<Self, String> {
-        let (b, t) = (cfg.hyper.batch_size, cfg.model.seq_len);
         let err = |e: cllm_data::DataError| e.to_string();
-        let train = prepared.open(Split::Train).map_err(err)?;
-        // Fixed evaluation batches: the same every evaluation, so losses compare across steps.
-        let eval_sampler = BatchSampler::new(cfg.seed.wrapping_add(EVAL_SEED_OFFSET), b, t);
+        let mut train = prepared.open(Split::Train).map_err(err)?;
+        let mut val = prepared.open(Split::Val).map_err(err)?;
+        let mut batches = batches_of(&cfg, prepared)?;
         let mut eval_batches = Vec::new();
-        for (name, split) in [("val", Split::Val), ("train", Split::Train)] {
-            let mut reader = prepared.open(split).map_err(err)?;
-            let batches = (0..cfg.hyper.eval_iters)
-                .map(|i| eval_sampler.batch(i, &mut reader))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
-            eval_batches.push((name, batches));
+        for split in [Split::Val, Split::Train] {
+            let reader = if split == Split::Val {
+                &mut val
+            } else {
+                &mut train
+            };
+            let mut v = Vec::new();
+            for i in 0..cfg.hyper.eval_iters {
+                let mut b = Batch::default();
+                batches.eval(0, split, i, reader, &mut b)?;
+                v.push(b);
+            }
+            eval_batches.push((split, v));
         }
-        let sampler = BatchSampler::new(cfg.seed, b, t);
         Ok(Trainer {
             cfg,
             run_dir,
             engine,
             metrics,
             train,
-            sampler,
+            val,
+            batches,
             eval_batches,
             last_checkpoint: None,
             last_val: None,
@@ -457,21 +488,17 @@ impl Trainer {
         let mut batch = Batch::default();
         let mut next = Batch::default();
         if start < h.max_steps {
-            self.sampler
-                .fill(start, &mut self.train, &mut batch)
-                .map_err(|e| e.to_string())?;
+            self.batches.train(start, &mut self.train, &mut batch)?;
         }
         for step in start..h.max_steps {
             let span = tracing::info_span!("step", step = step + 1).entered();
             let t0 = Instant::now();
             let lr = schedule::learning_rate(&h, step);
-            let (sampler, reader, next_ref) = (&self.sampler, &mut self.train, &mut next);
+            let (batches, reader, next_ref) = (&mut self.batches, &mut self.train, &mut next);
             let mut prepare = || {
                 let _s = tracing::debug_span!("data.next_batch").entered();
                 if step + 1 < h.max_steps {
-                    sampler
-                        .fill(step + 1, reader, next_ref)
-                        .map_err(|e| e.to_string())?;
+                    batches.train(step + 1, reader, next_ref)?;
                 }
                 Ok(())
             };
@@ -567,10 +594,24 @@ impl Trainer {
     fn evaluate(&mut self, step: u64, pb: &indicatif::ProgressBar) -> Result<(), String> {
         let _span = tracing::info_span!("eval", step).entered();
         let mut report = Vec::new();
-        for (name, batches) in &mut self.eval_batches {
+        let refill = !self.batches.eval_is_fixed();
+        for (split, batches) in &mut self.eval_batches {
             if batches.is_empty() {
                 continue;
             }
+            if refill {
+                let reader = match split {
+                    Split::Val => &mut self.val,
+                    Split::Train => &mut self.train,
+                };
+                for (i, b) in batches.iter_mut().enumerate() {
+                    self.batches.eval(step, *split, i as u64, reader, b)?;
+                }
+            }
+            let name = match split {
+                Split::Val => "val",
+                Split::Train => "train",
+            };
             let mut total = 0.0f64;
             for b in batches.iter_mut() {
                 let (loss, back) = self.engine.eval_loss(std::mem::take(b))?;
@@ -583,7 +624,7 @@ impl Trainer {
                 split: name,
                 loss,
             })?;
-            if *name == "val" {
+            if *split == Split::Val {
                 self.last_val = Some(loss);
             }
             report.push(format!("{name} loss {loss:.4}"));

@@ -73,3 +73,63 @@ fn squad_dev_counts() {
         assert!(s["train_tokens"].as_u64().unwrap() > 9 * s["val_tokens"].as_u64().unwrap() - 10);
     }
 }
+
+/// With nanoGPT's random stream (the nanogpt-cpu preset's default) a run is nanoGPT's run: the
+/// same initial weights, the same batches, the same losses. Expected values: nanoGPT's
+/// shakespeare_char CPU recipe with max_iters = lr_decay_iters = 200, eval_interval 100,
+/// eval_iters 20, seed 1337, printed by
+/// `torch_gpt.py nanogpt 1337 SHARD_DIR 200 100` (scripts/pytorch-reference, PyTorch 2.15):
+/// (step, train loss, val loss).
+const NANOGPT_1337_200: [(u64, f64, f64); 3] = [
+    (0, 4.1676, 4.1649),
+    (100, 2.5954, 2.6276),
+    (200, 2.4589, 2.4736),
+];
+
+#[test]
+#[ignore = "needs ../shared/datasets; run by .ci/run"]
+fn nanogpt_stream_reproduces_nanogpts_losses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_cllm-train"))
+        .args(["--dataset", "shakespeare", "--preset", "nanogpt-cpu"])
+        .args([
+            "--max-steps",
+            "200",
+            "--eval-interval",
+            "100",
+            "--eval-iters",
+            "20",
+        ])
+        .args(["--data-dir", data_dir().to_str().unwrap(), "--no-download"])
+        .args(["--out", run.to_str().unwrap()])
+        .args(["--cache-dir", tmp.path().join("cache").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["rng"], "nanogpt", "the preset's default stream");
+    let evals: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("split").is_some())
+        .collect();
+    for (step, train, val) in NANOGPT_1337_200 {
+        for (split, want) in [("train", train), ("val", val)] {
+            let got = evals
+                .iter()
+                .find(|v| v["step"] == step && v["split"] == split)
+                .unwrap_or_else(|| panic!("no {split} evaluation at step {step}"))["loss"]
+                .as_f64()
+                .unwrap();
+            // nanoGPT prints 4 decimals; float sums in another order drift by ~1e-4 here.
+            assert!(
+                (got - want).abs() < 1e-3,
+                "step {step} {split}: cllm {got:.4}, nanoGPT {want:.4}"
+            );
+        }
+    }
+}

@@ -53,18 +53,35 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// (step, loss bits) of every training line in `metrics.jsonl`.
-fn losses(run: &Path) -> Vec<(u64, u32)> {
+/// The lines of `metrics.jsonl` that have `key` (`ms_per_step`: training, `split`: evaluation).
+fn metric_lines(run: &Path, key: &str) -> Vec<serde_json::Value> {
     fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v.get("ms_per_step").is_some())
+        .filter(|v| v.get(key).is_some())
+        .collect()
+}
+
+fn loss_bits(v: &serde_json::Value) -> u32 {
+    (v["loss"].as_f64().unwrap() as f32).to_bits()
+}
+
+/// (step, loss bits) of every training line in `metrics.jsonl`.
+fn losses(run: &Path) -> Vec<(u64, u32)> {
+    metric_lines(run, "ms_per_step")
+        .iter()
+        .map(|v| (v["step"].as_u64().unwrap(), loss_bits(v)))
+        .collect()
+}
+
+/// (step, split, loss bits) of every evaluation line in `metrics.jsonl`.
+fn evals(run: &Path) -> Vec<(u64, String, u32)> {
+    metric_lines(run, "split")
+        .iter()
         .map(|v| {
-            (
-                v["step"].as_u64().unwrap(),
-                (v["loss"].as_f64().unwrap() as f32).to_bits(),
-            )
+            let split = v["split"].as_str().unwrap().to_string();
+            (v["step"].as_u64().unwrap(), split, loss_bits(v))
         })
         .collect()
 }
@@ -207,39 +224,81 @@ fn a_new_run_does_not_overwrite_an_earlier_one() {
 
 #[test]
 fn resume_is_bit_for_bit() {
+    // Both random streams: nanogpt's batches are positions in one sequential generator.
+    for rng in ["cllm", "nanogpt"] {
+        let env = Env::new();
+        let (full, part) = (env.path("full"), env.path("part"));
+        let small = [SMALL, &["--rng", rng]].concat();
+        let out = env.train(&[&small[..], &["--out", full.to_str().unwrap()]].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = env.train(
+            &[
+                &small[..],
+                &["--out", part.to_str().unwrap(), "--stop-after-steps", "17"],
+            ]
+            .concat(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("resume with"), "{}", stderr(&out));
+        assert!(part.join("checkpoints/step-00000017").is_dir());
+        let out = env.train(&["--resume", part.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("resuming at step 17"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(
+            losses(&part),
+            losses(&full),
+            "{rng}: losses after resuming differ from the uninterrupted run"
+        );
+        assert_eq!(
+            evals(&part),
+            evals(&full),
+            "{rng}: evaluations after resuming differ"
+        );
+        let weights =
+            |run: &Path| fs::read(run.join("checkpoints/step-00000030/model.safetensors")).unwrap();
+        assert_eq!(
+            weights(&part),
+            weights(&full),
+            "{rng}: final weights and moments differ"
+        );
+    }
+}
+
+#[test]
+fn both_streams_record_themselves_and_eval_only_measures_what_the_run_measured() {
     let env = Env::new();
-    let (full, part) = (env.path("full"), env.path("part"));
-    let out = env.train(&[SMALL, &["--out", full.to_str().unwrap()]].concat());
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = env.train(
-        &[
-            SMALL,
-            &["--out", part.to_str().unwrap(), "--stop-after-steps", "17"],
-        ]
-        .concat(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("resume with"), "{}", stderr(&out));
-    assert!(part.join("checkpoints/step-00000017").is_dir());
-    let out = env.train(&["--resume", part.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("resuming at step 17"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(
-        losses(&part),
-        losses(&full),
-        "losses after resuming differ from the uninterrupted run"
-    );
-    let weights =
-        |run: &Path| fs::read(run.join("checkpoints/step-00000030/model.safetensors")).unwrap();
-    assert_eq!(
-        weights(&part),
-        weights(&full),
-        "final weights and moments differ"
-    );
+    let mut runs = Vec::new();
+    for rng in ["cllm", "nanogpt"] {
+        let dir = env.path(rng);
+        let out = env.train(&[SMALL, &["--rng", rng, "--out", dir.to_str().unwrap()]].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let config = fs::read_to_string(dir.join("config.json")).unwrap();
+        assert!(config.contains(&format!("\"rng\": \"{rng}\"")), "{config}");
+        // --eval-only on the step-30 checkpoint uses the batches the run's evaluation at
+        // step 30 used (fixed ones for cllm; for nanogpt those drawn at that step).
+        let out = env.train(&[
+            "--resume",
+            dir.join("checkpoints/step-00000030").to_str().unwrap(),
+            "--eval-only",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for split in ["val", "train"] {
+            let at_30 = evals(&dir)
+                .into_iter()
+                .find(|(s, sp, _)| *s == 30 && sp == split)
+                .unwrap()
+                .2;
+            let got = (report[format!("{split}_loss")].as_f64().unwrap() as f32).to_bits();
+            assert_eq!(got, at_30, "{rng} {split}");
+        }
+        runs.push(losses(&dir));
+    }
+    assert_ne!(runs[0], runs[1], "the two streams drew the same run");
 }
 
 #[test]

@@ -23,10 +23,11 @@ const EVAL_SEED_OFFSET: u64 = 0x5eed_e7a1;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum RandomStream {
-    /// ChaCha8: step s's batch depends only on (seed, s); fixed evaluation batches.
+    /// ChaCha8: step s's batch depends only on (seed, s); one fixed set of evaluation batches.
     #[default]
     Cllm,
-    /// PyTorch's generator in nanoGPT's order: nanoGPT's initial weights and batches for a seed.
+    /// PyTorch's generator read in nanoGPT's order: its initial weights, its batches, fresh
+    /// evaluation batches each time.
     Nanogpt,
 }
 

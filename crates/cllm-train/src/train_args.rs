@@ -69,11 +69,9 @@ pub struct TrainArgs {
     /// Seed for initialisation and batch sampling (default 1337).
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
-    /// The random stream the seed drives. `cllm`: ChaCha8, step s's batch depends only on
-    /// (seed, s), fixed evaluation batches. `nanogpt`: PyTorch's generator read in nanoGPT's
-    /// order, so a seed gives nanoGPT's initial weights and batches (fresh evaluation batches
-    /// each time) and a run compares with nanoGPT's seed by seed. Default: nanogpt for the
-    /// nanogpt-* presets, cllm otherwise.
+    /// The random stream the seed drives (default: nanogpt for the nanogpt-* presets, cllm
+    /// otherwise). With nanogpt a run draws nanoGPT's initial weights and batches for the seed
+    /// and compares with nanoGPT's run seed by seed.
     #[arg(long, value_name = "STREAM")]
     pub rng: Option<RandomStream>,
 

@@ -170,13 +170,15 @@ impl Batches {
         reader: &mut ShardReader,
         batch: &mut Batch,
     ) -> Result<(), String> {
-        let pos = match &self.source {
+        let shape = (self.batch_size, self.seq_len);
+        match &mut self.source {
             Source::Cllm { train, .. } => {
-                return train.fill(step, reader, batch).map_err(|e| e.to_string());
+                train.fill(step, reader, batch).map_err(|e| e.to_string())
             }
-            Source::NanoGpt { plan, .. } => plan.train_position(step),
-        };
-        self.fill_at(pos, reader, batch)
+            Source::NanoGpt { stream, plan } => {
+                fill_at(stream, plan.train_position(step), shape, reader, batch)
+            }
+        }
     }
 
     /// Fills `batch` with batch `i` of `split` for the evaluation after `step` updates.
@@ -188,38 +190,35 @@ impl Batches {
         reader: &mut ShardReader,
         batch: &mut Batch,
     ) -> Result<(), String> {
-        let pos = match &self.source {
-            Source::Cllm { eval, .. } => {
-                return eval.fill(i, reader, batch).map_err(|e| e.to_string());
-            }
-            Source::NanoGpt { plan, .. } => plan.eval_position(step, split, i),
-        };
-        self.fill_at(pos, reader, batch)
+        let shape = (self.batch_size, self.seq_len);
+        match &mut self.source {
+            Source::Cllm { eval, .. } => eval.fill(i, reader, batch).map_err(|e| e.to_string()),
+            Source::NanoGpt { stream, plan } => fill_at(
+                stream,
+                plan.eval_position(step, split, i),
+                shape,
+                reader,
+                batch,
+            ),
+        }
     }
+}
 
-    fn fill_at(
-        &mut self,
-        pos: u64,
-        reader: &mut ShardReader,
-        batch: &mut Batch,
-    ) -> Result<(), String> {
-        let Source::NanoGpt { stream, .. } = &mut self.source else {
-            unreachable!("positions exist only in the nanogpt stream")
-        };
-        let mut offsets = std::mem::take(&mut batch.offsets);
-        let drawn = stream.offsets_at(
-            pos,
-            self.batch_size,
-            reader.len(),
-            self.seq_len,
-            &mut offsets,
-        );
-        batch.offsets = offsets;
-        drawn.map_err(|e| e.to_string())?;
-        batch
-            .read_windows(self.seq_len, reader)
-            .map_err(|e| e.to_string())
-    }
+/// Fills `batch` with the `batch_size` windows drawn at position `pos` of `stream`.
+fn fill_at(
+    stream: &mut TorchStream,
+    pos: u64,
+    (batch_size, seq_len): (usize, usize),
+    reader: &mut ShardReader,
+    batch: &mut Batch,
+) -> Result<(), String> {
+    let mut offsets = std::mem::take(&mut batch.offsets);
+    let drawn = stream.offsets_at(pos, batch_size, reader.len(), seq_len, &mut offsets);
+    batch.offsets = offsets;
+    drawn.map_err(|e| e.to_string())?;
+    batch
+        .read_windows(seq_len, reader)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

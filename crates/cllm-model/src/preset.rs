@@ -112,7 +112,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "nanogpt-baby",
-        about: "nanoGPT's shakespeare_char 'baby GPT': 6 layers, 6 heads, 384 wide, context 256, batch 64, 5000 steps",
+        about: "nanoGPT's shakespeare_char 'baby GPT' without its dropout of 0.2: 6 layers, 6 heads, 384 wide, context 256, batch 64, 5000 steps",
         model: model(256, 384, 6, 6),
         train: recipe(64, 5000, 250, 200),
     },

@@ -13,10 +13,11 @@ use crate::train_args::TrainArgs;
 /// The default seed (nanoGPT's).
 pub const DEFAULT_SEED: u64 = 1337;
 
-/// The random stream a preset uses unless `--rng` says otherwise: the nanoGPT presets
-/// reproduce nanoGPT's recipe, its random stream included.
+/// The random stream a preset uses unless `--rng` says otherwise: `nanogpt-cpu` reproduces
+/// nanoGPT's CPU recipe, its random stream included. (`nanogpt-baby` does not: nanoGPT's baby
+/// GPT trains with dropout, which cllm lacks and which draws from the same stream.)
 pub fn default_rng(preset: &str) -> RandomStream {
-    if preset.starts_with("nanogpt") {
+    if preset == "nanogpt-cpu" {
         RandomStream::Nanogpt
     } else {
         RandomStream::Cllm
@@ -144,7 +145,7 @@ pub fn presets_table() -> String {
     for p in cllm_model::PRESETS {
         let (m, h) = (p.model, p.train);
         s += &format!(
-            "{:<13} {}\n{:13} embed {} layers {} heads {} seq {} batch {} lr {} steps {} (eval every {}, {} batches)\n",
+            "{:<13} {}\n{:13} embed {} layers {} heads {} seq {} batch {} lr {} steps {} (eval every {}, {} batches), --rng {}\n",
             p.name,
             p.about,
             "",
@@ -156,7 +157,8 @@ pub fn presets_table() -> String {
             h.learning_rate,
             h.max_steps,
             h.eval_interval,
-            h.eval_iters
+            h.eval_iters,
+            default_rng(p.name)
         );
     }
     s

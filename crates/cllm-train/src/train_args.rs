@@ -69,9 +69,10 @@ pub struct TrainArgs {
     /// Seed for initialisation and batch sampling (default 1337).
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
-    /// The random stream the seed drives (default: nanogpt for the nanogpt-* presets, cllm
+    /// The random stream the seed drives (default: nanogpt for the nanogpt-cpu preset, cllm
     /// otherwise). With nanogpt a run draws nanoGPT's initial weights and batches for the seed
-    /// and compares with nanoGPT's run seed by seed.
+    /// and compares with nanoGPT's run seed by seed (for recipes without dropout, which cllm
+    /// does not have and nanoGPT draws from the same stream).
     #[arg(long, value_name = "STREAM")]
     pub rng: Option<RandomStream>,
 

@@ -88,8 +88,9 @@ pub struct TrainArgs {
     /// may be changed, other model and recipe flags may not.
     #[arg(long, value_name = "RUN_DIR|CKPT")]
     pub resume: Option<PathBuf>,
-    /// With --resume: evaluate the checkpoint on --eval-iters fixed batches of each split
-    /// (default: the run's own setting), print the losses as JSON, and exit without training.
+    /// With --resume: evaluate the checkpoint on --eval-iters batches of each split (default:
+    /// the run's own setting; the batches the run's own evaluation at that step would use),
+    /// print the losses as JSON, and exit without training.
     #[arg(long, requires = "resume")]
     pub eval_only: bool,
     /// Print a progress line every N steps when stderr is not a terminal (default: 10 lines per run).

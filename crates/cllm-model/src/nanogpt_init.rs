@@ -138,17 +138,16 @@ impl GptParams {
         let (c, bias) = (cfg.embed_dim, cfg.bias);
         let std = 0.02f32;
         let residual_std = std / (2.0 * cfg.num_layers as f32).sqrt();
-        let mut scratch = vec![0f32; cfg.vocab_size.max(4 * c) * c];
         let normal_into = |g: &mut TorchInit, w: &mut [f32], id, std| {
             g.normal(self.layout.slice_mut(id, w), std);
         };
-        let mut skip_normal = |g: &mut TorchInit, n: usize| g.normal(&mut scratch[..n], 1.0);
         let linear = |g: &mut TorchInit, out: usize, inp: usize| {
             g.skip_uniform(out * inp + if bias { out } else { 0 });
         };
-        // The constructors.
-        skip_normal(&mut g, cfg.vocab_size * c);
-        skip_normal(&mut g, cfg.seq_len * c);
+        // The constructors. Their normal draws land in the tensors they initialise, which
+        // apply() below draws again; their uniform draws are only skipped.
+        normal_into(&mut g, &mut w, self.wte, 1.0);
+        normal_into(&mut g, &mut w, self.wpe, 1.0);
         for _ in 0..cfg.num_layers {
             linear(&mut g, 3 * c, c);
             linear(&mut g, c, c);
@@ -156,8 +155,9 @@ impl GptParams {
             linear(&mut g, c, 4 * c);
         }
         g.skip_uniform(cfg.vocab_size * c); // lm_head, no bias
-        // apply(_init_weights), in module order; lm_head (tied) comes last and sets wte.
-        skip_normal(&mut g, cfg.vocab_size * c);
+        // apply(_init_weights), in module order; wte first, then lm_head (tied to it) last,
+        // which is the draw that stays.
+        normal_into(&mut g, &mut w, self.wte, std);
         normal_into(&mut g, &mut w, self.wpe, std);
         for b in &self.blocks {
             for id in [b.qkv.0, b.attn_proj.0, b.fc.0, b.fc_proj.0] {

@@ -119,6 +119,14 @@ pub enum Split {
 }
 
 impl Split {
+    /// `"train"` or `"val"`, as metrics and reports name the split.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+        }
+    }
+
     fn file_name(self) -> &'static str {
         match self {
             Split::Train => "train.bin",

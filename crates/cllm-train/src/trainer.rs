@@ -347,7 +347,7 @@ fn evaluate_only(
     report.insert("eval_iters".into(), cfg.hyper.eval_iters.into());
     let mut val_loss = None;
     let mut batch = Batch::default();
-    for (name, split) in [("val", Split::Val), ("train", Split::Train)] {
+    for split in [Split::Val, Split::Train] {
         let mut reader = prepared.open(split).map_err(|e| e.to_string())?;
         let mut total = 0.0f64;
         for i in 0..cfg.hyper.eval_iters {
@@ -357,10 +357,10 @@ fn evaluate_only(
             total += loss as f64;
         }
         let loss = total / cfg.hyper.eval_iters.max(1) as f64;
-        if name == "val" {
+        if split == Split::Val {
             val_loss = Some(loss as f32);
         }
-        report.insert(format!("{name}_loss"), loss.into());
+        report.insert(format!("{}_loss", split.name()), loss.into());
     }
     println!("{}", serde_json::Value::Object(report));
     Ok(Outcome {
@@ -436,25 +436,12 @@ impl Trainer {
         metrics: MetricsWriter,
     ) -> Result<Self, String> {
         let err = |e: cllm_data::DataError| e.to_string();
-        let mut train = prepared.open(Split::Train).map_err(err)?;
-        let mut val = prepared.open(Split::Val).map_err(err)?;
-        let mut batches = batches_of(&cfg, prepared)?;
-        let mut eval_batches = Vec::new();
-        for split in [Split::Val, Split::Train] {
-            let reader = if split == Split::Val {
-                &mut val
-            } else {
-                &mut train
-            };
-            let mut v = Vec::new();
-            for i in 0..cfg.hyper.eval_iters {
-                let mut b = Batch::default();
-                batches.eval(0, split, i, reader, &mut b)?;
-                v.push(b);
-            }
-            eval_batches.push((split, v));
-        }
-        Ok(Trainer {
+        let train = prepared.open(Split::Train).map_err(err)?;
+        let val = prepared.open(Split::Val).map_err(err)?;
+        let batches = batches_of(&cfg, prepared)?;
+        let slots = || vec![Batch::default(); cfg.hyper.eval_iters as usize];
+        let eval_batches = vec![(Split::Val, slots()), (Split::Train, slots())];
+        let mut trainer = Trainer {
             cfg,
             run_dir,
             engine,
@@ -468,7 +455,26 @@ impl Trainer {
             rss: RssSampler::default(),
             log_every: None,
             stop_after: None,
-        })
+        };
+        // Fixed evaluation batches are read once; fresh ones at each evaluation.
+        if trainer.batches.eval_is_fixed() {
+            trainer.fill_eval_batches(0)?;
+        }
+        Ok(trainer)
+    }
+
+    /// Fills the evaluation batches of the evaluation after `step` updates.
+    fn fill_eval_batches(&mut self, step: u64) -> Result<(), String> {
+        for (split, batches) in &mut self.eval_batches {
+            let reader = match split {
+                Split::Val => &mut self.val,
+                Split::Train => &mut self.train,
+            };
+            for (i, b) in batches.iter_mut().enumerate() {
+                self.batches.eval(step, *split, i as u64, reader, b)?;
+            }
+        }
+        Ok(())
     }
 
     fn train(&mut self, start: u64, stop: &StopFlag) -> Result<Outcome, String> {
@@ -593,25 +599,15 @@ impl Trainer {
 
     fn evaluate(&mut self, step: u64, pb: &indicatif::ProgressBar) -> Result<(), String> {
         let _span = tracing::info_span!("eval", step).entered();
+        if !self.batches.eval_is_fixed() {
+            self.fill_eval_batches(step)?;
+        }
         let mut report = Vec::new();
-        let refill = !self.batches.eval_is_fixed();
         for (split, batches) in &mut self.eval_batches {
             if batches.is_empty() {
                 continue;
             }
-            if refill {
-                let reader = match split {
-                    Split::Val => &mut self.val,
-                    Split::Train => &mut self.train,
-                };
-                for (i, b) in batches.iter_mut().enumerate() {
-                    self.batches.eval(step, *split, i as u64, reader, b)?;
-                }
-            }
-            let name = match split {
-                Split::Val => "val",
-                Split::Train => "train",
-            };
+            let name = split.name();
             let mut total = 0.0f64;
             for b in batches.iter_mut() {
                 let (loss, back) = self.engine.eval_loss(std::mem::take(b))?;

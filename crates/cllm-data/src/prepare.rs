@@ -445,9 +445,7 @@ impl PrepareLock {
             Err(fs::TryLockError::Error(e)) => Err(DataError::io(&path, "locking", e)),
         }
     }
-}
 
-impl PrepareLock {
     /// Whether the lock is really held (false on a file system without locks).
     fn held(&self) -> bool {
         self.0.is_some()

@@ -61,7 +61,7 @@ pub struct ScalingArgs {
     /// Seed.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
-    /// Output directory (default: target/bench-scaling/<timestamp>).
+    /// Output directory (default: target/bench-scaling/TIMESTAMP).
     #[arg(long)]
     out: Option<PathBuf>,
 }

@@ -24,14 +24,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Run exactly what CI runs (`.ci/run`): formatting, clippy, the README's test command,
+    /// Run exactly what CI runs (`.ci/run`): formatting, clippy, rustdoc, the README's test command,
     /// the optional-backend tests, the loom model check, real-data checks, a quick scaling sweep.
     Ci,
     /// Speedup curves: train a preset at several worker-thread counts and write results.csv,
-    /// results.md and speedup.{svg,png} under target/bench-scaling/<timestamp>/.
+    /// results.md and speedup.{svg,png} under target/bench-scaling/TIMESTAMP/.
     BenchScaling(bench_scaling::ScalingArgs),
     /// A long training run recording resident memory and live heap per step (CSV, plot and a
-    /// summary under target/soak/<timestamp>/); fails if either grew more than --max-growth.
+    /// summary under target/soak/TIMESTAMP/); fails if either grew more than --max-growth.
     Soak(soak::SoakArgs),
 }
 

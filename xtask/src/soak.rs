@@ -31,7 +31,7 @@ pub struct SoakArgs {
     /// Growth (percent) above which the run fails.
     #[arg(long, default_value_t = 2.0)]
     max_growth: f64,
-    /// Output directory (default: target/soak/<timestamp>).
+    /// Output directory (default: target/soak/TIMESTAMP).
     #[arg(long)]
     out: Option<PathBuf>,
 }

@@ -91,6 +91,30 @@ impl DatasetSummary {
         serde_json::to_string_pretty(self).expect("a summary always serialises")
     }
 
+    /// One line for people: what was loaded and skipped, the tokenizer and the token counts.
+    pub fn one_line(&self) -> String {
+        let mut s = format!(
+            "{}: {} of {} files loaded ({:.2} MB",
+            self.source,
+            self.files_loaded,
+            self.files_seen,
+            self.bytes_loaded as f64 / 1e6,
+        );
+        if !self.skipped.is_empty() {
+            let skipped: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(r, n)| format!("{n} {r}"))
+                .collect();
+            s += &format!("; skipped {}", skipped.join(", "));
+        }
+        s += &format!(
+            "), {} tokenizer with vocab {}, {} train + {} val tokens",
+            self.tokenizer, self.vocab_size, self.train_tokens, self.val_tokens
+        );
+        s
+    }
+
     /// A few lines for people.
     pub fn human(&self) -> String {
         let skipped: Vec<String> = self

@@ -109,6 +109,21 @@ fn every_file_is_read_once_and_skips_are_counted() {
         text,
         "alpha file\nwith two lines\n\n\nbravo: a different file\n"
     );
+    // The line the trainer prints says the same.
+    let line = s.one_line();
+    let seen = s.files_seen;
+    assert!(
+        line.contains(&format!("2 of {seen} files loaded")),
+        "{line}"
+    );
+    for part in [
+        "1 duplicate content",
+        "1 binary",
+        "2 empty",
+        "char tokenizer",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from {line}");
+    }
 }
 
 #[test]

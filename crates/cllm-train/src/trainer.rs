@@ -228,6 +228,15 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         cfg.data_path.as_ref(),
         cfg.model.seq_len as u64 + 1,
     )?;
+    eprintln!(
+        "data: {} ({})",
+        prepared.summary.one_line(),
+        if prepared.reused {
+            "prepared earlier, reused"
+        } else {
+            "prepared now"
+        }
+    );
     match &resume {
         Some(r) if r.ck.state.tokenizer_sha256 != prepared.summary.tokenizer_sha256 => {
             return Err(format!(

@@ -113,6 +113,13 @@ fn train_writes_the_run_directory_and_learns() {
     ];
     let out = env.train(&[&args[..], &["--out", run.to_str().unwrap()]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
+    // It says what data it trained on before it starts.
+    let first = stderr(&out).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.starts_with("data: ") && first.contains("1 of 1 files loaded"),
+        "{first}"
+    );
+    assert!(first.contains("char tokenizer"), "{first}");
     for f in [
         "config.json",
         "metrics.jsonl",

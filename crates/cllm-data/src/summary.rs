@@ -91,6 +91,16 @@ impl DatasetSummary {
         serde_json::to_string_pretty(self).expect("a summary always serialises")
     }
 
+    /// "1 duplicate content, 2 binary", or `None` when nothing was skipped.
+    fn skipped_counts(&self) -> Option<String> {
+        let counts: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
+        (!counts.is_empty()).then(|| counts.join(", "))
+    }
+
     /// One line for people: what was loaded and skipped, the tokenizer and the token counts.
     pub fn one_line(&self) -> String {
         let mut s = format!(
@@ -100,13 +110,8 @@ impl DatasetSummary {
             self.files_seen,
             self.bytes_loaded as f64 / 1e6,
         );
-        if !self.skipped.is_empty() {
-            let skipped: Vec<String> = self
-                .skipped
-                .iter()
-                .map(|(r, n)| format!("{n} {r}"))
-                .collect();
-            s += &format!("; skipped {}", skipped.join(", "));
+        if let Some(skipped) = self.skipped_counts() {
+            s += &format!("; skipped {skipped}");
         }
         s += &format!(
             "), {} tokenizer with vocab {}, {} train + {} val tokens",
@@ -117,11 +122,6 @@ impl DatasetSummary {
 
     /// A few lines for people.
     pub fn human(&self) -> String {
-        let skipped: Vec<String> = self
-            .skipped
-            .iter()
-            .map(|(r, n)| format!("{n} {r}"))
-            .collect();
         let mut s = format!(
             "{}: {} files seen, {} loaded ({:.2} MB), {} documents\n",
             self.source,
@@ -130,8 +130,8 @@ impl DatasetSummary {
             self.bytes_loaded as f64 / 1e6,
             self.documents
         );
-        if !skipped.is_empty() {
-            s += &format!("skipped: {}\n", skipped.join(", "));
+        if let Some(skipped) = self.skipped_counts() {
+            s += &format!("skipped: {skipped}\n");
         }
         if let Some(q) = &self.squad {
             s += &format!(

@@ -37,22 +37,8 @@ pub enum DataError {
         known: String,
     },
     /// A dataset file is missing and could not be downloaded.
-    #[error(
-        "dataset file `{file}` not found in {searched}; downloading {url} failed ({reason}). \
-         Put the file at {dest} (or pass --data-dir DIR holding `{file}`)"
-    )]
-    Missing {
-        /// The file's path relative to the data directory.
-        file: String,
-        /// The directories searched, comma-separated.
-        searched: String,
-        /// The official URL.
-        url: String,
-        /// Why the download failed.
-        reason: String,
-        /// Where the file should go.
-        dest: PathBuf,
-    },
+    #[error("{0}")]
+    Missing(Box<MissingFile>),
     /// A file's checksum does not match the registry.
     #[error(
         "{path}: {kind} is {actual}, expected {expected}; the file is corrupt or a different version (delete it to download it again)"
@@ -120,3 +106,47 @@ impl DataError {
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+/// What [`DataError::Missing`] reports (boxed: it is the largest error).
+#[derive(Debug)]
+pub struct MissingFile {
+    /// The file's path relative to the data directory.
+    pub file: String,
+    /// The directories searched, comma-separated.
+    pub searched: String,
+    /// The official URL.
+    pub url: String,
+    /// Why the download failed.
+    pub reason: String,
+    /// Where the file should go.
+    pub dest: PathBuf,
+    /// Other variants of the dataset whose files are all on disk (`--dataset squad/dev`).
+    pub local_variants: Vec<String>,
+}
+
+impl std::fmt::Display for MissingFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let MissingFile {
+            file,
+            searched,
+            url,
+            reason,
+            dest,
+            local_variants,
+        } = self;
+        write!(
+            f,
+            "dataset file `{file}` not found in {searched}; downloading {url} failed ({reason}). \
+             Put the file at {} (or pass --data-dir DIR holding `{file}`)",
+            dest.display()
+        )?;
+        if !local_variants.is_empty() {
+            let names: Vec<String> = local_variants
+                .iter()
+                .map(|v| format!("`--dataset {v}`"))
+                .collect();
+            write!(f, ". Available without a download: {}", names.join(", "))?;
+        }
+        Ok(())
+    }
+}

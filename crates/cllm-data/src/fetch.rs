@@ -13,7 +13,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::checksum::{Expected, git_blob_hex, hex};
-use crate::error::{DataError, Result};
+use crate::error::{DataError, MissingFile, Result};
 use crate::registry::FileSpec;
 
 /// Environment variable naming a data directory.
@@ -74,12 +74,15 @@ impl DataDirs {
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        let missing = |reason: String| DataError::Missing {
-            file: file.path.clone(),
-            searched: searched.clone(),
-            url: file.url.clone(),
-            reason,
-            dest: dest.clone(),
+        let missing = |reason: String| {
+            DataError::Missing(Box::new(MissingFile {
+                file: file.path.clone(),
+                searched: searched.clone(),
+                url: file.url.clone(),
+                reason,
+                dest: dest.clone(),
+                local_variants: Vec::new(),
+            }))
         };
         if !allow_download {
             return Err(missing("downloads are disabled".into()));

@@ -43,7 +43,7 @@ pub mod tokenizer;
 mod torch_stream;
 pub mod walk;
 
-pub use error::{DataError, Result};
+pub use error::{DataError, MissingFile, Result};
 pub use fetch::DataDirs;
 pub use prepare::{
     DEFAULT_BPE_VOCAB, DEFAULT_MAX_FILE_BYTES, DOC_SEPARATOR, PrepareOptions, Prepared, Source,

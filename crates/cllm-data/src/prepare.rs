@@ -321,7 +321,10 @@ fn named_inputs(resolved: &Resolved, opts: &PrepareOptions) -> Result<Vec<Planne
             .spec
             .file(id)
             .expect("registry variants are validated");
-        let path = opts.data_dirs.locate(file, opts.allow_download)?;
+        let path = opts
+            .data_dirs
+            .locate(file, opts.allow_download)
+            .map_err(|e| with_local_variants(e, resolved, &opts.data_dirs))?;
         let candidate =
             walk::candidate(&path).map_err(|e| DataError::io(&path, "reading metadata of", e))?;
         out.push(PlannedInput {
@@ -331,6 +334,29 @@ fn named_inputs(resolved: &Resolved, opts: &PrepareOptions) -> Result<Vec<Planne
         });
     }
     Ok(out)
+}
+
+/// Adds to a missing-file error the other variants of the dataset whose files are all on disk
+/// (`squad` needs the training set; `squad/dev` needs only the dev set, which may be there).
+fn with_local_variants(e: DataError, resolved: &Resolved, dirs: &DataDirs) -> DataError {
+    let DataError::Missing(mut missing) = e else {
+        return e;
+    };
+    let spec = &resolved.spec;
+    missing.local_variants = spec
+        .variants
+        .iter()
+        .filter(|(name, v)| {
+            **name != resolved.variant_name
+                && v.split
+                    .iter()
+                    .chain(&v.train)
+                    .chain(&v.val)
+                    .all(|id| spec.file(id).is_some_and(|f| dirs.find(&f.path).is_some()))
+        })
+        .map(|(name, _)| spec.variant_name(name))
+        .collect();
+    DataError::Missing(missing)
 }
 
 /// Prepares `opts.source` (or reuses an earlier preparation) and returns it.

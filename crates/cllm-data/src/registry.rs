@@ -107,6 +107,20 @@ impl DatasetSpec {
     pub fn file(&self, id: &str) -> Option<&FileSpec> {
         self.files.iter().find(|f| f.id == id)
     }
+
+    /// What a user types for variant `variant`: `name` for `default`, else `name/variant`.
+    pub fn variant_name(&self, variant: &str) -> String {
+        if variant == "default" {
+            self.name.clone()
+        } else {
+            format!("{}/{variant}", self.name)
+        }
+    }
+
+    /// What a user types for each variant, in the registry's order.
+    pub fn variant_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.variants.keys().map(|v| self.variant_name(v))
+    }
 }
 
 /// A dataset name resolved against the registry: the spec and the chosen variant.
@@ -123,11 +137,7 @@ pub struct Resolved {
 impl Resolved {
     /// `name` or `name/variant`, as the user would type it.
     pub fn display_name(&self) -> String {
-        if self.variant_name == "default" {
-            self.spec.name.clone()
-        } else {
-            format!("{}/{}", self.spec.name, self.variant_name)
-        }
+        self.spec.variant_name(&self.variant_name)
     }
 }
 
@@ -172,17 +182,7 @@ pub fn resolve(name: &str) -> Result<Option<Resolved>> {
         return Ok(None);
     };
     let Some(variant) = spec.variants.get(variant_name).cloned() else {
-        let known: Vec<String> = spec
-            .variants
-            .keys()
-            .map(|v| {
-                if v == "default" {
-                    base.to_string()
-                } else {
-                    format!("{base}/{v}")
-                }
-            })
-            .collect();
+        let known: Vec<String> = spec.variant_names().collect();
         return Err(DataError::UnknownDataset {
             name: name.to_string(),
             known: known.join(", "),
@@ -199,13 +199,7 @@ pub fn resolve(name: &str) -> Result<Option<Resolved>> {
 pub fn known_names() -> String {
     let mut names = Vec::new();
     for spec in all().unwrap_or_default() {
-        for v in spec.variants.keys() {
-            names.push(if v == "default" {
-                spec.name.clone()
-            } else {
-                format!("{}/{v}", spec.name)
-            });
-        }
+        names.extend(spec.variant_names());
     }
     names.join(", ")
 }

@@ -381,3 +381,27 @@ fn named_dataset_files_are_checksummed_and_missing_ones_explained() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_missing_file_names_the_variants_that_need_no_download() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let opts = |name: &str| PrepareOptions {
+        data_dirs: DataDirs::only(vec![data.clone()]),
+        ..options(Source::Named(name.into()), tmp.path())
+    };
+    // Nothing on disk: no variant to suggest.
+    let msg = run(&opts("squad")).unwrap_err().to_string();
+    assert!(msg.contains("squad/train-v1.1.json"), "{msg}");
+    assert!(!msg.contains("without a download"), "{msg}");
+    // Only the dev set on disk (as in ../shared/datasets): `squad` needs the training set too,
+    // and its error points at `squad/dev`.
+    fs::create_dir_all(data.join("squad")).unwrap();
+    fs::write(data.join("squad/dev-v1.1.json"), "{}").unwrap();
+    let msg = run(&opts("squad")).unwrap_err().to_string();
+    assert!(
+        msg.contains("squad/train-v1.1.json")
+            && msg.contains("Available without a download: `--dataset squad/dev`"),
+        "{msg}"
+    );
+}

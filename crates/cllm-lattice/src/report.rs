@@ -46,6 +46,10 @@ pub struct StepReport {
     pub compute_min: f64,
     /// Mean time workers waited at the barrier after compute.
     pub wait_compute_mean: f64,
+    /// Mean time the computing workers (those with a share of the input) waited at the barrier
+    /// after compute: the cost of uneven compute. Workers without a share wait through the whole
+    /// compute phase, so `wait_compute_mean` says little when few of them compute.
+    pub wait_compute_active_mean: f64,
     /// Slowest segment reduction (one worker's duration).
     pub reduce_max: f64,
     /// Mean time workers waited at the barrier after the reduction.
@@ -97,6 +101,7 @@ impl ReportBuilder {
                 r.compute_min.min(t.compute)
             };
             r.active_workers += 1;
+            r.wait_compute_active_mean += t.wait_compute; // a sum until `finish`
         }
         r.compute_max = r.compute_max.max(t.compute);
         r.wait_compute_mean += t.wait_compute / self.workers as f64;
@@ -118,8 +123,48 @@ impl ReportBuilder {
         } else {
             0.0
         };
+        if r.active_workers > 0 {
+            r.wait_compute_active_mean /= r.active_workers as f64;
+        }
         r.reduce_span = (self.reduce_end - self.reduce_start).max(0.0);
         r.update_span = (self.update_end - self.update_start).max(0.0);
         self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn means_spans_and_the_computing_workers_wait() {
+        // Three workers; the third has no share of the input and waits through compute.
+        let mut b = ReportBuilder::new(3);
+        let t = |compute: f64, wait_compute: f64, reduce_start: f64| WorkerTimes {
+            compute,
+            compute_end: compute,
+            wait_compute,
+            reduce_start,
+            reduce: 0.5,
+            reduce_end: reduce_start + 0.5,
+            wait_reduce: 0.25,
+            update_start: reduce_start + 1.0,
+            update: 1.0,
+            update_end: reduce_start + 2.0,
+        };
+        b.add(&t(4.0, 1.0, 5.0), 6.0, 2.0);
+        b.add(&t(5.0, 0.0, 5.0), 3.0, 1.0);
+        b.add(&t(0.0, 5.0, 5.5), 0.0, 0.0);
+        let r = b.finish();
+        assert_eq!(r.loss, 3.0);
+        assert_eq!(r.active_workers, 2);
+        assert_eq!(
+            (r.compute_min, r.compute_max, r.compute_span),
+            (4.0, 5.0, 5.0)
+        );
+        assert_eq!(r.wait_compute_mean, 2.0);
+        assert_eq!(r.wait_compute_active_mean, 0.5);
+        assert_eq!(r.wait_reduce_mean, 0.25);
+        assert_eq!((r.reduce_span, r.update_span), (1.0, 1.5));
     }
 }

@@ -24,6 +24,10 @@ pub struct PhaseTimes {
     pub compute: f64,
     /// Mean time a worker waited at the two inner barriers.
     pub wait: f64,
+    /// Mean time a computing worker waited at the barrier after compute (uneven compute).
+    pub wait_compute: f64,
+    /// Mean time a worker waited at the barrier after the reduction (uneven segments).
+    pub wait_reduce: f64,
     /// Gradient reduction span.
     pub reduce: f64,
     /// Optimizer span (norm, clipping and AdamW over the segments).
@@ -37,6 +41,8 @@ impl PhaseTimes {
         PhaseTimes {
             compute: r.compute_span,
             wait: r.wait_compute_mean + r.wait_reduce_mean,
+            wait_compute: r.wait_compute_active_mean,
+            wait_reduce: r.wait_reduce_mean,
             reduce: r.reduce_span,
             optimizer: r.update_span,
             straggler: r.compute_max - r.compute_min,

@@ -40,8 +40,12 @@ pub struct PhaseMs {
     pub data: f64,
     /// Forward and backward.
     pub compute: f64,
-    /// Waiting at barriers.
+    /// Waiting at the two inner barriers, mean over all workers.
     pub wait: f64,
+    /// Waiting at the barrier after compute, mean over the computing workers.
+    pub wait_compute: f64,
+    /// Waiting at the barrier after the reduction, mean over all workers.
+    pub wait_reduce: f64,
     /// Gradient reduction.
     pub reduce: f64,
     /// Norm, clipping, AdamW.
@@ -57,6 +61,8 @@ impl PhaseMs {
             data: data * 1e3,
             compute: p.compute * 1e3,
             wait: p.wait * 1e3,
+            wait_compute: p.wait_compute * 1e3,
+            wait_reduce: p.wait_reduce * 1e3,
             reduce: p.reduce * 1e3,
             optimizer: p.optimizer * 1e3,
             straggler: p.straggler * 1e3,

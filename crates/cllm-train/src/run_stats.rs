@@ -114,10 +114,11 @@ impl RunStats {
     pub fn phase_summary(&self) -> String {
         let step = self.median_ms();
         let col = |f: fn(&PhaseTimes) -> f64| quantile(&self.column(|s| f(&s.phases) * 1e3), 0.5);
-        let (compute, wait, reduce, opt) = (
+        let (compute, wait_compute, reduce, wait_reduce, opt) = (
             col(|p| p.compute),
-            col(|p| p.wait),
+            col(|p| p.wait_compute),
             col(|p| p.reduce),
+            col(|p| p.wait_reduce),
             col(|p| p.optimizer),
         );
         let data = quantile(&self.column(|s| s.data_ms), 0.5);
@@ -133,13 +134,16 @@ impl RunStats {
         };
         format!(
             "time per step (medians of {over}, {step:.2} ms): compute {compute:.2} ms ({:.1}%), reduce {reduce:.3} ms ({:.1}%), \
-             optimizer {opt:.3} ms ({:.1}%), barrier wait {wait:.3} ms per worker ({:.1}%), data {data:.3} ms ({:.1}%, \
-             overlapped with compute)\nstraggler spread (slowest minus fastest computing worker): p50 {:.3} ms, p95 {:.3} ms",
+             optimizer {opt:.3} ms ({:.1}%), data {data:.3} ms ({:.1}%, overlapped with compute)\n\
+             barrier waits: {wait_compute:.3} ms per computing worker after compute ({:.1}%), \
+             {wait_reduce:.3} ms per worker after the reduction ({:.1}%)\n\
+             straggler spread (slowest minus fastest computing worker): p50 {:.3} ms, p95 {:.3} ms",
             share(compute),
             share(reduce),
             share(opt),
-            share(wait),
             share(data),
+            share(wait_compute),
+            share(wait_reduce),
             quantile(&straggler, 0.5),
             quantile(&straggler, 0.95)
         )
@@ -159,6 +163,8 @@ mod tests {
             phases: PhaseTimes {
                 compute: 0.008,
                 wait: 0.0,
+                wait_compute: 0.0002,
+                wait_reduce: 0.0001,
                 reduce: 0.001,
                 optimizer: 0.001,
                 straggler: 0.0005,
@@ -172,6 +178,11 @@ mod tests {
         let text = s.phase_summary();
         assert!(text.contains("compute 8.00 ms (80.0%)"), "{text}");
         assert!(text.contains("p95 0.500 ms"), "{text}");
+        assert!(
+            text.contains("0.200 ms per computing worker after compute (2.0%)")
+                && text.contains("0.100 ms per worker after the reduction (1.0%)"),
+            "{text}"
+        );
     }
 
     #[test]

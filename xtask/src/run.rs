@@ -14,8 +14,12 @@ pub struct PhaseMs {
     pub data: f64,
     /// Forward and backward span.
     pub compute: f64,
-    /// Mean barrier wait of a worker.
-    pub wait: f64,
+    /// Mean wait of a computing worker at the barrier after compute (absent in older runs).
+    #[serde(default)]
+    pub wait_compute: f64,
+    /// Mean wait of a worker at the barrier after the reduction (absent in older runs).
+    #[serde(default)]
+    pub wait_reduce: f64,
     /// Reduction span.
     pub reduce: f64,
     /// Optimizer span.

@@ -57,6 +57,15 @@ pub fn existing_run(dir: &Path) -> Option<String> {
     (!found.is_empty()).then(|| found.join(", "))
 }
 
+/// The nearest existing ancestor of `dir` (or `dir` itself) if it is not a directory, so
+/// `dir` cannot be created: reported by name instead of as "Not a directory" or "File exists".
+pub fn file_in_the_way(dir: &Path) -> Option<&Path> {
+    dir.ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .find(|a| a.exists())
+        .filter(|a| !a.is_dir())
+}
+
 /// Refuses to start a new run in `dir` if it holds another: its metrics would be truncated and
 /// its checkpoints mixed with the new run's. `resumed` is the directory of the run being
 /// continued, which may of course be written.
@@ -67,6 +76,14 @@ pub fn check_writable(dir: &Path, resumed: Option<&Path>) -> Result<(), String> 
     };
     if resumed.is_some_and(|r| same(r, dir)) {
         return Ok(());
+    }
+    // Found now rather than after preparing the data: a file where a directory must go.
+    if let Some(file) = file_in_the_way(dir) {
+        return Err(format!(
+            "--out {}: {} is a file, not a directory",
+            dir.display(),
+            file.display()
+        ));
     }
     match existing_run(dir) {
         None => Ok(()),
@@ -139,6 +156,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("run");
         assert!(check_writable(&dir, None).is_ok(), "absent");
+        let file = tmp.path().join("a-file");
+        std::fs::write(&file, "x").unwrap();
+        for out in [file.clone(), file.join("sub/run")] {
+            let e = check_writable(&out, None).unwrap_err();
+            assert!(e.contains("is a file, not a directory"), "{e}");
+        }
         std::fs::create_dir_all(dir.join("checkpoints")).unwrap();
         std::fs::write(dir.join("dataset.json"), "{}").unwrap();
         assert!(

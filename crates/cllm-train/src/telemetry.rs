@@ -39,6 +39,13 @@ pub fn init(log_level: Option<&str>, trace: Option<&Path>) -> Result<TelemetryGu
     let (chrome, guard) = match trace {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Some(file) = crate::run_dir::file_in_the_way(dir) {
+                    return Err(format!(
+                        "--trace {}: {} is a file, not a directory",
+                        path.display(),
+                        file.display()
+                    ));
+                }
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("--trace {}: {e}", path.display()))?;
             }

@@ -15,6 +15,7 @@ pub mod prepare_cmd;
 pub mod progress;
 pub mod run_dir;
 pub mod run_stats;
+pub mod sibling;
 pub mod signal;
 pub mod telemetry;
 pub mod train_args;

@@ -573,11 +573,12 @@ impl Trainer {
                 interrupted = true;
                 pb.finish_and_clear();
                 eprintln!(
-                    "stopped at step {done} of {}; checkpoint {}\nresume with: cllm-train --resume {}",
+                    "stopped at step {done} of {}; checkpoint {}\nresume with: {} --resume {}",
                     h.max_steps,
                     self.last_checkpoint
                         .as_ref()
                         .map_or_else(String::new, |p| p.display().to_string()),
+                    crate::sibling::command("cllm-train"),
                     self.run_dir.display()
                 );
                 break;
@@ -722,8 +723,9 @@ impl Trainer {
             }
         }
         eprintln!(
-            "run directory: {} (config.json, metrics.jsonl, checkpoints/)\nsample from it: cllm-generate {} --prompt \"...\"",
+            "run directory: {} (config.json, metrics.jsonl, checkpoints/)\nsample from it: {} {} --prompt \"...\"",
             self.run_dir.display(),
+            crate::sibling::command("cllm-generate"),
             self.run_dir.display()
         );
     }

@@ -492,7 +492,21 @@ fn ctrl_c_checkpoints_and_exits_zero() {
     let out = interrupt(child);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("resume with: cllm-train --resume"), "{err}");
+    // The command it prints runs this very binary (by its path, as it is not on PATH).
+    let line = err
+        .lines()
+        .find_map(|l| l.strip_prefix("resume with: "))
+        .unwrap_or_else(|| panic!("no resume line in {err}"));
+    let (program, dir) = line.split_once(" --resume ").expect("PROGRAM --resume DIR");
+    assert_eq!(Path::new(dir), run.as_path());
+    assert!(
+        program == "cllm-train"
+            || Path::new(program).canonicalize().unwrap()
+                == Path::new(env!("CARGO_BIN_EXE_cllm-train"))
+                    .canonicalize()
+                    .unwrap(),
+        "{line}"
+    );
     let ck =
         cllm_model::checkpoint::latest(&run.join("checkpoints")).expect("a checkpoint was written");
     let state = cllm_model::checkpoint::load(&ck).unwrap().state;

@@ -1,8 +1,9 @@
-//! Ctrl-C (SIGINT): once training has started, the first one asks it to stop after the current
-//! step (a checkpoint is written and the process exits 0) and a second one exits at once with
-//! status 130. Before training starts (data preparation, set-up) there is nothing to save, so
-//! Ctrl-C exits at once with status 130; a half-built data preparation lives in a temporary
-//! directory that the next preparation of the same corpus removes.
+//! Ctrl-C (SIGINT), and likewise SIGTERM (what `kill`, `timeout` and batch schedulers send) and
+//! SIGHUP (a closed terminal): once training has started, the first one asks it to stop after the
+//! current step (a checkpoint is written and the process exits 0) and a second one exits at once
+//! with status 130. Before training starts (data preparation, set-up) there is nothing to save,
+//! so the signal exits at once with status 130; a half-built data preparation lives in a
+//! temporary directory that the next preparation of the same corpus removes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,25 +17,28 @@ pub struct StopFlag {
 }
 
 impl StopFlag {
-    /// Installs the SIGINT handler (once per process) and returns its flag.
+    /// Installs the handler of SIGINT, SIGTERM and SIGHUP (once per process) and returns its
+    /// flag.
     pub fn install() -> Self {
         let flag = StopFlag::never();
         let (handler_flag, armed) = (flag.requested.clone(), flag.armed.clone());
         let installed = ctrlc::set_handler(move || {
             if !armed.load(Ordering::SeqCst) {
-                eprintln!("\nCtrl-C before training started: exiting (nothing to checkpoint yet)");
+                eprintln!(
+                    "\nstop requested (Ctrl-C or SIGTERM) before training started: exiting (nothing to checkpoint yet)"
+                );
                 std::process::exit(130);
             }
             if handler_flag.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond Ctrl-C: exiting without a checkpoint");
+                eprintln!("\nsecond stop request: exiting without a checkpoint");
                 std::process::exit(130);
             }
             eprintln!(
-                "\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again to exit now)"
+                "\nstop requested (Ctrl-C or SIGTERM): finishing this step and writing a checkpoint (Ctrl-C again to exit now)"
             );
         });
         if let Err(e) = installed {
-            eprintln!("warning: Ctrl-C will stop training without a checkpoint ({e})");
+            eprintln!("warning: Ctrl-C or SIGTERM will stop training without a checkpoint ({e})");
         }
         flag
     }

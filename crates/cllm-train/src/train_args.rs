@@ -76,8 +76,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "STREAM")]
     pub rng: Option<RandomStream>,
 
-    /// Write a checkpoint every N steps (0: only at the end and on Ctrl-C). Default: every
-    /// evaluation.
+    /// Write a checkpoint every N steps (0: only at the end and on Ctrl-C or SIGTERM). Default:
+    /// every evaluation.
     #[arg(long, value_name = "N")]
     pub checkpoint_every: Option<u64>,
     /// Keep the newest N checkpoints (default 3).

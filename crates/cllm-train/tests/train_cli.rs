@@ -41,8 +41,13 @@ impl Env {
 
 /// Sends SIGINT to `child`, as a terminal's Ctrl-C would, and waits for it.
 fn interrupt(child: std::process::Child) -> Output {
+    signal(child, "INT")
+}
+
+/// Sends `kill -SIGNAL` to `child` and waits for it.
+fn signal(child: std::process::Child, signal: &str) -> Output {
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -455,6 +460,18 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_checkpoints_and_exits_zero() {
+    stop_signal_checkpoints_and_exits_zero("INT");
+}
+
+/// What `kill`, `timeout` and batch schedulers send: handled as Ctrl-C is.
+#[cfg(unix)]
+#[test]
+fn sigterm_checkpoints_and_exits_zero() {
+    stop_signal_checkpoints_and_exits_zero("TERM");
+}
+
+#[cfg(unix)]
+fn stop_signal_checkpoints_and_exits_zero(sig: &str) {
     let env = Env::new();
     let run = env.path("run");
     let child = Command::new(env!("CARGO_BIN_EXE_cllm-train"))
@@ -489,7 +506,7 @@ fn ctrl_c_checkpoints_and_exits_zero() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = interrupt(child);
+    let out = signal(child, sig);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     // The command it prints runs this very binary (by its path, as it is not on PATH).

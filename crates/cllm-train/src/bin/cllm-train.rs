@@ -17,9 +17,9 @@ use cllm_train::{config, heap, prepare_cmd, run_dir, telemetry, trainer};
 /// own docs and sources). Point it at a file or directory (PATH), or a registered dataset
 /// (--dataset shakespeare, --dataset squad/dev), to train on something else. A run directory
 /// (--out) receives config.json, metrics.jsonl, dataset.json, tokenizer.json and checkpoints/;
-/// Ctrl-C stops after the current step with a checkpoint, and --resume continues from it.
-/// Training runs on --threads worker threads coordinated by Node Zero, a thread of its own
-/// that prepares data while the workers compute.
+/// Ctrl-C (or SIGTERM) stops after the current step with a checkpoint, and --resume continues
+/// from it. Training runs on --threads worker threads coordinated by Node Zero, a thread of its
+/// own that prepares data while the workers compute.
 #[derive(Parser, Debug)]
 #[command(name = "cllm-train", version, max_term_width = 100)]
 struct Cli {

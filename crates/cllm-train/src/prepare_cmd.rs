@@ -17,17 +17,21 @@ pub fn prepare_corpus(
     let opts = data.prepare_options(path, min_tokens)?;
     let _span = tracing::info_span!("data.prepare").entered();
     let pb = progress::spinner("preparing data");
-    // The spinner shows only on a terminal; the log (`--log-level info`) gets each phase once
+    // The spinner shows only on a terminal; off one, a preparation that takes more than 2 s
+    // prints its phases as plain lines. The log (`--log-level info`) gets each phase once
     // (a message's first word names its phase: reading, encoding, writing, waiting...).
+    let lines = progress::PhaseLog::start("data", std::time::Duration::from_secs(2));
     let mut phase = String::new();
     let result = prepare(&opts, &mut |msg| {
-        let this = msg.split([' ', ':']).next().unwrap_or(msg);
+        let this = progress::phase_of(msg);
         if this != phase {
             tracing::info!("data: {msg}");
             phase = this.to_string();
         }
+        lines.set(msg);
         pb.set_message(msg.to_string());
     });
+    drop(lines);
     pb.finish_and_clear();
     result.map_err(|e| e.to_string())
 }

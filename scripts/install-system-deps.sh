@@ -2,12 +2,13 @@
 # Installs the system packages behind CLLM's *optional* features. Nothing in the default build
 # needs them: a fresh machine with cargo builds and tests the workspace without this script.
 #
-#   openblas  -> libopenblas-dev   (cllm-tensor --features openblas)
+#   openblas  -> libopenblas-dev                        (cllm-tensor --features openblas)
+#   hwloc     -> libhwloc-dev, libudev-dev, pkg-config   (cllm-lattice / cllm-train --features hwloc)
 #
 # Usage: scripts/install-system-deps.sh [--check]   (--check: report what is missing, install nothing)
 set -euo pipefail
 
-packages=(libopenblas-dev)
+packages=(libopenblas-dev libhwloc-dev libudev-dev pkg-config)
 
 missing=()
 for p in "${packages[@]}"; do

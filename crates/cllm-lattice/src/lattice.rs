@@ -13,6 +13,7 @@ use crate::aligned::AlignedBuf;
 use crate::barrier::TreeBarrier;
 use crate::fault::{Fault, Stage, panic_message};
 use crate::phase_cell::{PhaseCell, SharedBuf};
+use crate::placement::Placement;
 use crate::report::{ReportBuilder, StepReport, WorkerTimes};
 use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::topology::Topology;
@@ -29,7 +30,8 @@ const REDUCE_BLOCK: usize = 4096;
 pub struct LatticeConfig {
     /// Worker threads (Node Zero is the calling thread, in addition).
     pub threads: usize,
-    /// Pin worker `k` to core `k % cores`.
+    /// Pin worker `k` to the `k % cpus`-th CPU of the [`Placement`] (topology order with the
+    /// `hwloc` feature).
     pub pin: bool,
     /// Stack size of worker threads in bytes.
     pub stack_size: usize,
@@ -148,6 +150,8 @@ pub struct Lattice<W: Worker<S>, const S: usize> {
     steps: u64,
     /// Set once a fault was reported: every later call returns it.
     dead: Option<Fault>,
+    /// Where the workers are pinned, if they are.
+    placement: Option<Placement>,
 }
 
 impl<W: Worker<S>, const S: usize> Lattice<W, S> {
@@ -205,20 +209,19 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
             fault: Mutex::new(None),
         });
         let make = Arc::new(make);
-        let cores_for_pin = if config.pin {
-            core_affinity::get_core_ids().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let placement = config.pin.then(Placement::discover).flatten();
         let mut lattice = Lattice {
             shared: shared.clone(),
             handles: Vec::with_capacity(n),
             steps: 0,
             dead: None,
+            placement: placement.clone(),
         };
         for k in 0..n {
             let (shared, make) = (shared.clone(), make.clone());
-            let core = (!cores_for_pin.is_empty()).then(|| cores_for_pin[k % cores_for_pin.len()]);
+            let core = placement
+                .as_ref()
+                .map(|p| core_affinity::CoreId { id: p.cpu_of(k) });
             let spawned = std::thread::Builder::new()
                 .name(format!("lattice-worker-{k}"))
                 .stack_size(config.stack_size)
@@ -249,6 +252,12 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
     /// The arrangement of the workers and segments.
     pub fn topology(&self) -> &Topology {
         &self.shared.topology
+    }
+
+    /// Where the workers are pinned: `None` unless `LatticeConfig::pin` was set and the
+    /// platform lists its CPUs.
+    pub fn placement(&self) -> Option<&Placement> {
+        self.placement.as_ref()
     }
 
     /// Steps completed.

@@ -364,6 +364,11 @@ impl LatticeEngine {
         self.lattice.topology()
     }
 
+    /// Where the workers are pinned (`--pin`), if they are.
+    pub fn placement(&self) -> Option<&cllm_lattice::Placement> {
+        self.lattice.placement()
+    }
+
     /// The buffers' sizes.
     pub fn memory(&self) -> MemoryBreakdown {
         self.memory

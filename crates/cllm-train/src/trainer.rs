@@ -318,11 +318,12 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         cfg.seed,
         cfg.rng
     );
-    eprintln!(
-        "lattice: Node Zero + {}{}",
-        engine.topology(),
-        if cfg.pin { ", pinned" } else { "" }
-    );
+    let pinned = match (cfg.pin, engine.placement()) {
+        (false, _) => String::new(),
+        (true, Some(p)) => format!(", pinned in {p}"),
+        (true, None) => ", not pinned (this platform lists no CPUs)".to_string(),
+    };
+    eprintln!("lattice: Node Zero + {}{pinned}", engine.topology());
     let mem = engine.memory();
     eprintln!("{mem}");
     if mem.computing_workers < mem.workers {

@@ -106,9 +106,9 @@ pub struct TrainArgs {
     /// part in the gradient reduction and the optimizer.
     #[arg(long, value_name = "N")]
     pub compute_workers: Option<usize>,
-    /// Pin worker k to the (k mod CPUs)-th CPU: one per core first, in hardware-topology order
-    /// when built with the `hwloc` feature, else in the OS's CPU order. The start-up line says
-    /// which.
+    /// Pin worker k to the (k mod CPUs)-th CPU of an order: built with the `hwloc` feature, one
+    /// CPU per core first, cores in hardware-topology order; otherwise the OS's CPU order. The
+    /// start-up line says which.
     #[arg(long)]
     pub pin: bool,
     /// Make worker W panic at step S (testing the fault path), as `W:S`.

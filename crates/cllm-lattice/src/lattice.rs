@@ -209,17 +209,17 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
             fault: Mutex::new(None),
         });
         let make = Arc::new(make);
-        let placement = config.pin.then(Placement::discover).flatten();
         let mut lattice = Lattice {
             shared: shared.clone(),
             handles: Vec::with_capacity(n),
             steps: 0,
             dead: None,
-            placement: placement.clone(),
+            placement: config.pin.then(Placement::discover).flatten(),
         };
         for k in 0..n {
             let (shared, make) = (shared.clone(), make.clone());
-            let core = placement
+            let core = lattice
+                .placement
                 .as_ref()
                 .map(|p| core_affinity::CoreId { id: p.cpu_of(k) });
             let spawned = std::thread::Builder::new()

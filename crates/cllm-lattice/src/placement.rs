@@ -98,6 +98,7 @@ mod hwloc {
         let mut cpus = Vec::new();
         for pu in topo.objects_with_type(ObjectType::PU) {
             let os_index = pu.os_index().ok_or("a PU without an OS index")?;
+            // A PU outside any core (rare) counts as a core of its own.
             let core = pu
                 .first_ancestor_with_type(ObjectType::Core)
                 .map_or(usize::MAX - os_index, |c| c.logical_index());

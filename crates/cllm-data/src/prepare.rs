@@ -851,9 +851,10 @@ fn build(
             .map(|(r, n)| format!("{n} {r}"))
             .collect();
         return Err(DataError::Corpus(format!(
-            "{}: no usable text: {} files seen{}",
+            "{}: no usable text: {} file{} seen{}",
             plan.display,
             tally.files_seen,
+            if tally.files_seen == 1 { "" } else { "s" },
             if skipped.is_empty() {
                 String::new()
             } else {

@@ -123,9 +123,10 @@ impl DatasetSummary {
     /// A few lines for people.
     pub fn human(&self) -> String {
         let mut s = format!(
-            "{}: {} files seen, {} loaded ({:.2} MB), {} documents\n",
+            "{}: {} file{} seen, {} loaded ({:.2} MB), {} documents\n",
             self.source,
             self.files_seen,
+            if self.files_seen == 1 { "" } else { "s" },
             self.files_loaded,
             self.bytes_loaded as f64 / 1e6,
             self.documents

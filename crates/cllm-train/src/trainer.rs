@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use cllm_data::{Batch, Prepared, ShardReader, Split};
 use cllm_model::checkpoint::{self, Checkpoint, CheckpointState};
-use cllm_model::{Gpt, schedule};
+use cllm_model::{Gpt, GptConfig, schedule};
 
 use crate::batches::{Batches, RandomStream};
 use crate::config::{DEFAULT_SEED, RunConfig, default_rng, fixed_flags_given, resolve_hyper};
@@ -213,6 +213,20 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     if cfg.threads == 0 {
         return Err("--threads must be at least 1 (Node Zero does not compute)".into());
     }
+    if cfg.threads > cllm_lattice::MAX_THREADS {
+        return Err(format!(
+            "--threads {} is more than the {} supported",
+            cfg.threads,
+            cllm_lattice::MAX_THREADS
+        ));
+    }
+    // A shape that cannot work is refused before the data is prepared (which can take a
+    // minute on a large corpus); the vocabulary is known only then, so any positive one stands in.
+    GptConfig {
+        vocab_size: cfg.model.vocab_size.max(1),
+        ..cfg.model
+    }
+    .validate()?;
     cfg.pin = req.train.pin;
     cfg.compute_workers = req
         .train

@@ -1,4 +1,5 @@
-//! GEMM throughput on the shapes of one nanoGPT-cpu training step, for every compiled backend.
+//! GEMM throughput on the shapes of one nanoGPT-cpu training step, for every compiled backend,
+//! and the element-wise kernels (GELU, layer norm, causal softmax) on the same step's shapes.
 //!
 //! Run: `cargo bench -p cllm-tensor` (add `--features openblas` to include OpenBLAS; set
 //! `OPENBLAS_CORETYPE=SkylakeX` first on AVX-512 machines). Throughput is printed as
@@ -10,7 +11,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use cllm_tensor::kernels::gelu::{gelu_backward, gelu_forward};
+use cllm_tensor::kernels::layernorm::{layernorm_backward, layernorm_forward};
 use cllm_tensor::kernels::matmul::{Backend, GemmSpec, matmul_with};
+use cllm_tensor::kernels::softmax::{Mask, softmax_backward, softmax_forward};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// (name, spec): every distinct GEMM of one forward + backward step.
@@ -66,5 +70,73 @@ fn gemm(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gemm);
+/// The element-wise kernels of one nanoGPT-cpu layer, throughput in elements per second:
+/// GELU over the MLP's `[B*T, 4C]`, layer norm over `[B*T, C]`, causal softmax over the
+/// `B * NH` attention matrices of `T x T`.
+fn elementwise(c: &mut Criterion) {
+    const ROWS: usize = 768; // B*T
+    const C: usize = 128;
+    const T: usize = 64;
+    const HEADS: usize = 12 * 4; // B * NH
+    let mut group = c.benchmark_group("elementwise");
+    group.warm_up_time(Duration::from_millis(300));
+    group.measurement_time(Duration::from_secs(1));
+    group.sample_size(20);
+
+    let x = operand(ROWS, 4 * C);
+    let dy = operand(4 * C, ROWS);
+    let mut y = vec![0.0; x.len()];
+    group.throughput(Throughput::Elements(x.len() as u64));
+    group.bench_function("gelu forward [768 x 512]", |b| {
+        b.iter(|| gelu_forward(&mut y, black_box(&x)))
+    });
+    group.bench_function("gelu backward [768 x 512]", |b| {
+        b.iter(|| gelu_backward(&mut y, black_box(&dy), black_box(&x)))
+    });
+
+    let x = operand(ROWS, C);
+    let dy = operand(C, ROWS);
+    let w = operand(1, C);
+    let (mut y, mut dx, mut dw) = (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; C]);
+    let (mut mean, mut rstd) = (vec![0.0; ROWS], vec![0.0; ROWS]);
+    group.throughput(Throughput::Elements(x.len() as u64));
+    group.bench_function("layernorm forward [768 x 128]", |b| {
+        b.iter(|| layernorm_forward(&mut y, &mut mean, &mut rstd, black_box(&x), &w, None))
+    });
+    group.bench_function("layernorm backward [768 x 128]", |b| {
+        b.iter(|| {
+            layernorm_backward(
+                Some(&mut dx),
+                &mut dw,
+                None,
+                black_box(&dy),
+                &x,
+                &w,
+                &mean,
+                &rstd,
+            )
+        })
+    });
+
+    let scores = operand(HEADS * T, T);
+    let mut probs = scores.clone();
+    softmax_forward(&mut probs, T, Mask::Causal(T));
+    let mut g = scores.clone();
+    group.throughput(Throughput::Elements(scores.len() as u64));
+    group.bench_function("causal softmax forward [48 x 64 x 64]", |b| {
+        b.iter(|| {
+            g.copy_from_slice(&scores);
+            softmax_forward(black_box(&mut g), T, Mask::Causal(T))
+        })
+    });
+    group.bench_function("causal softmax backward [48 x 64 x 64]", |b| {
+        b.iter(|| {
+            g.copy_from_slice(&scores);
+            softmax_backward(black_box(&mut g), &probs, T, Mask::Causal(T))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, gemm, elementwise);
 criterion_main!(benches);

@@ -851,10 +851,9 @@ fn build(
             .map(|(r, n)| format!("{n} {r}"))
             .collect();
         return Err(DataError::Corpus(format!(
-            "{}: no usable text: {} file{} seen{}",
+            "{}: no usable text: {} seen{}",
             plan.display,
-            tally.files_seen,
-            if tally.files_seen == 1 { "" } else { "s" },
+            crate::summary::files(tally.files_seen),
             if skipped.is_empty() {
                 String::new()
             } else {

@@ -123,10 +123,9 @@ impl DatasetSummary {
     /// A few lines for people.
     pub fn human(&self) -> String {
         let mut s = format!(
-            "{}: {} file{} seen, {} loaded ({:.2} MB), {} documents\n",
+            "{}: {} seen, {} loaded ({:.2} MB), {} documents\n",
             self.source,
-            self.files_seen,
-            if self.files_seen == 1 { "" } else { "s" },
+            files(self.files_seen),
             self.files_loaded,
             self.bytes_loaded as f64 / 1e6,
             self.documents
@@ -154,4 +153,9 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// "1 file", "2 files".
+pub(crate) fn files(n: u64) -> String {
+    format!("{n} file{}", if n == 1 { "" } else { "s" })
 }

@@ -50,6 +50,23 @@ impl LatticeConfig {
             spin: None,
         }
     }
+
+    /// Checks a worker count: at least 1 (Node Zero does not compute) and at most
+    /// [`MAX_THREADS`]. [`Lattice::new`] calls it; callers may call it earlier, before costly
+    /// set-up, to fail fast with the same message.
+    pub fn check_threads(threads: usize) -> Result<(), LatticeError> {
+        if threads == 0 {
+            return Err(LatticeError::Config(
+                "--threads must be at least 1 (Node Zero does not compute)".into(),
+            ));
+        }
+        if threads > MAX_THREADS {
+            return Err(LatticeError::Config(format!(
+                "--threads {threads} is more than the {MAX_THREADS} supported"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Why a lattice could not be built.
@@ -167,16 +184,7 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
         F: Fn(WorkerId) -> W + Send + Sync + 'static,
     {
         let n = config.threads;
-        if n == 0 {
-            return Err(LatticeError::Config(
-                "--threads must be at least 1 (Node Zero does not compute)".into(),
-            ));
-        }
-        if n > MAX_THREADS {
-            return Err(LatticeError::Config(format!(
-                "--threads {n} is more than the {MAX_THREADS} supported"
-            )));
-        }
+        LatticeConfig::check_threads(n)?;
         let len = weights.len();
         if let Some(bad) = state.iter().find(|s| s.len() != len) {
             return Err(LatticeError::Config(format!(

@@ -210,16 +210,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         } else {
             cores
         });
-    if cfg.threads == 0 {
-        return Err("--threads must be at least 1 (Node Zero does not compute)".into());
-    }
-    if cfg.threads > cllm_lattice::MAX_THREADS {
-        return Err(format!(
-            "--threads {} is more than the {} supported",
-            cfg.threads,
-            cllm_lattice::MAX_THREADS
-        ));
-    }
+    cllm_lattice::LatticeConfig::check_threads(cfg.threads).map_err(|e| e.to_string())?;
     // A shape that cannot work is refused before the data is prepared (which can take a
     // minute on a large corpus); the vocabulary is known only then, so any positive one stands in.
     GptConfig {

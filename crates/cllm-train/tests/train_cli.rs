@@ -451,19 +451,23 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
     );
     // Refused before any data is prepared: no `data:` line precedes the error.
     assert!(!stderr(&out).contains("data:"), "{}", stderr(&out));
-    let out = env.train(&[
-        "--threads",
-        "5000",
-        "--out",
-        env.path("r3").to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("--threads 5000 is more than the 4096 supported")
-            && !stderr(&out).contains("data:"),
-        "{}",
-        stderr(&out)
-    );
+    for (threads, why) in [
+        ("5000", "--threads 5000 is more than the 4096 supported"),
+        ("0", "--threads must be at least 1"),
+    ] {
+        let out = env.train(&[
+            "--threads",
+            threads,
+            "--out",
+            env.path("r3").to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains(why) && !stderr(&out).contains("data:"),
+            "{}",
+            stderr(&out)
+        );
+    }
     let out = env.train(&["--preset", "huge"]);
     assert!(
         stderr(&out).contains("unknown preset `huge`"),

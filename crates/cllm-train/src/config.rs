@@ -105,8 +105,28 @@ pub fn resolve_hyper(
     if h.eval_interval == 0 {
         return Err("--eval-interval must be positive".into());
     }
+    if h.max_steps == 0 {
+        return Err(
+            "--max-steps must be positive (to evaluate a checkpoint: --resume RUN_DIR --eval-only)"
+                .into(),
+        );
+    }
     if !(h.learning_rate > 0.0 && h.learning_rate.is_finite()) {
         return Err("--learning-rate must be a positive number".into());
+    }
+    for (flag, value) in [
+        ("--min-lr", h.min_lr),
+        ("--weight-decay", h.weight_decay),
+        ("--grad-clip", h.grad_clip),
+    ] {
+        if !(value >= 0.0 && value.is_finite()) {
+            return Err(format!("{flag} must be a number >= 0, got {value}"));
+        }
+    }
+    if let Some(epochs) = args.epochs
+        && !(epochs > 0.0 && epochs.is_finite())
+    {
+        return Err("--epochs must be a positive number".into());
     }
     Ok((m, h))
 }

@@ -1,6 +1,6 @@
 //! `cllm-train --prepare-only`: prepare the corpus, write `RUN_DIR/dataset.json`, summarise.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cllm_data::{Prepared, prepare};
 
@@ -36,12 +36,24 @@ pub fn prepare_corpus(
     result.map_err(|e| e.to_string())
 }
 
+/// Where `--prepare-only` writes its summary.
+pub enum Out {
+    /// The directory `--out` named (already checked not to hold a run).
+    Given(PathBuf),
+    /// A default name, claimed (`run_dir::claim`) only after the preparation succeeded.
+    Claim(PathBuf),
+}
+
 /// Runs `--prepare-only`: prepares, writes `dataset.json` and `tokenizer.json` into `out`, and
 /// prints a short summary.
-pub fn run(data: &DataArgs, path: Option<&PathBuf>, out: &Path) -> Result<(), String> {
+pub fn run(data: &DataArgs, path: Option<&PathBuf>, out: Out) -> Result<(), String> {
     let started = std::time::Instant::now();
     let prepared = prepare_corpus(data, path, 2)?;
-    prepared.write_run_files(out).map_err(|e| e.to_string())?;
+    let out = match out {
+        Out::Given(dir) => dir,
+        Out::Claim(base) => crate::run_dir::claim(&base)?,
+    };
+    prepared.write_run_files(&out).map_err(|e| e.to_string())?;
     println!("{}", prepared.summary.human());
     let how = if prepared.reused {
         "reused earlier preparation"

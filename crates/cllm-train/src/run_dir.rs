@@ -66,6 +66,19 @@ pub fn file_in_the_way(dir: &Path) -> Option<&Path> {
         .filter(|a| !a.is_dir())
 }
 
+/// Refuses a `dir` that cannot be created because a file stands where a directory must go:
+/// found before the data is prepared rather than after.
+pub fn check_creatable(dir: &Path) -> Result<(), String> {
+    match file_in_the_way(dir) {
+        Some(file) => Err(format!(
+            "run directory {}: {} is a file, not a directory",
+            dir.display(),
+            file.display()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Refuses to start a new run in `dir` if it holds another: its metrics would be truncated and
 /// its checkpoints mixed with the new run's. `resumed` is the directory of the run being
 /// continued, which may of course be written.
@@ -77,14 +90,7 @@ pub fn check_writable(dir: &Path, resumed: Option<&Path>) -> Result<(), String> 
     if resumed.is_some_and(|r| same(r, dir)) {
         return Ok(());
     }
-    // Found now rather than after preparing the data: a file where a directory must go.
-    if let Some(file) = file_in_the_way(dir) {
-        return Err(format!(
-            "--out {}: {} is a file, not a directory",
-            dir.display(),
-            file.display()
-        ));
-    }
+    check_creatable(dir)?;
     match existing_run(dir) {
         None => Ok(()),
         Some(what) => Err(format!(

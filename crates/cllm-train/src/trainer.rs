@@ -146,9 +146,7 @@ fn complete_fresh(cfg: &mut RunConfig, req: &Request, prepared: &Prepared) -> Re
     cfg.train_tokens = prepared.summary.train_tokens;
     cfg.val_tokens = prepared.summary.val_tokens;
     if let Some(epochs) = req.train.epochs {
-        if !(epochs > 0.0 && epochs.is_finite()) {
-            return Err("--epochs must be a positive number".into());
-        }
+        // Checked positive and finite by `resolve_hyper`, before the data was prepared.
         let per_step = (cfg.hyper.batch_size * cfg.model.seq_len) as f64;
         let steps = (epochs * cfg.train_tokens as f64 / per_step)
             .ceil()
@@ -198,8 +196,16 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
             )
         }
     };
-    if !req.train.eval_only {
+    // A default directory of a fresh run is claimed later (`-2`, `-3`... if a run started in
+    // the same second has it); any other must not hold another run.
+    let fresh_default_dir = req.out.is_none() && resume.is_none();
+    if fresh_default_dir {
+        run_dir::check_creatable(&run_dir)?;
+    } else if !req.train.eval_only {
         run_dir::check_writable(&run_dir, resume.as_ref().map(|r| r.run_dir.as_path()))?;
+    }
+    if cfg.keep_checkpoints == 0 {
+        return Err("--keep-checkpoints must be at least 1".into());
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cfg.threads = req
@@ -263,7 +269,6 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
             cfg.hyper.max_steps
         ));
     }
-    let fresh_default_dir = req.out.is_none() && resume.is_none();
     let (weights, m, v) = match resume {
         Some(r) => (r.ck.weights, r.ck.m, r.ck.v),
         None => (

@@ -4,8 +4,11 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// Runs `cllm-train` in `cache`'s parent (the test's temporary directory), so a default run
+/// directory (`runs/...`) lands there and can be checked for.
 fn cllm_train(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cllm-train"))
+        .current_dir(cache.parent().expect("cache has a parent"))
         .args(args)
         .arg("--cache-dir")
         .arg(cache)
@@ -98,6 +101,10 @@ fn bad_requests_are_clear_errors() {
         text(&out.stderr).contains("known datasets: shakespeare"),
         "{}",
         text(&out.stderr)
+    );
+    assert!(
+        !tmp.path().join("runs").exists(),
+        "a failed preparation must not leave a run directory behind"
     );
 
     let data = tmp.path().join("data");

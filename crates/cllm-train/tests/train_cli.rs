@@ -30,9 +30,12 @@ impl Env {
         self.dir.path().join(p)
     }
 
+    /// Runs `cllm-train` on the fixture corpus, in the temporary directory (where a default
+    /// `runs/` lands).
     fn train(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cllm-train"));
-        cmd.arg(self.path("corpus.txt"))
+        cmd.current_dir(self.dir.path())
+            .arg(self.path("corpus.txt"))
             .args(["--cache-dir", self.path("cache").to_str().unwrap()])
             .args(args);
         cmd.output().unwrap()
@@ -474,6 +477,62 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
         "{}",
         stderr(&out)
     );
+    // Recipe values that could only end in a divergence, a silent no-op or a run without a
+    // checkpoint: refused before the data is prepared, and no run directory is left.
+    for (flags, why) in [
+        (&["--max-steps", "0"][..], "--max-steps must be positive"),
+        (&["--epochs", "0"], "--epochs must be a positive number"),
+        (&["--grad-clip", "nan"], "--grad-clip must be a number >= 0"),
+        (
+            &["--weight-decay", "inf"],
+            "--weight-decay must be a number >= 0",
+        ),
+        (&["--min-lr", "NaN"], "--min-lr must be a number >= 0"),
+        (
+            &["--keep-checkpoints", "0"],
+            "--keep-checkpoints must be at least 1",
+        ),
+    ] {
+        let out = env.train(flags);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}");
+        assert!(
+            stderr(&out).contains(why) && !stderr(&out).contains("data:"),
+            "{flags:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!env.path("runs").exists(), "no run directory left behind");
+}
+
+#[test]
+fn runs_started_in_the_same_second_get_directories_of_their_own() {
+    let env = Env::new();
+    // Runs that hold the default names of the next few seconds, as runs started just before
+    // this one (one per seed, in a loop) would.
+    let now = std::time::SystemTime::now();
+    let taken: Vec<PathBuf> = (0..10)
+        .map(|s| {
+            let stamp = cllm_train::run_dir::utc_stamp(now + Duration::from_secs(s));
+            env.path(&format!("runs/corpus_txt-{stamp}"))
+        })
+        .collect();
+    for dir in &taken {
+        fs::create_dir_all(dir.join("checkpoints")).unwrap();
+        fs::write(dir.join("config.json"), "{}").unwrap();
+    }
+    let out = env.train(&["--max-steps", "2", "--seq-len", "16"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stderr(&out)
+        .lines()
+        .find(|l| l.starts_with("run directory: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{}", stderr(&out)));
+    let dir = line["run directory: ".len()..].split(' ').next().unwrap();
+    assert!(dir.ends_with("-2"), "{line}");
+    assert!(env.path(dir).join("config.json").exists(), "{line}");
+    for dir in &taken {
+        assert_eq!(fs::read_to_string(dir.join("config.json")).unwrap(), "{}");
+    }
 }
 
 #[cfg(unix)]

@@ -68,14 +68,16 @@ fn run(cli: Cli) -> Result<(), String> {
             (None, Some(d)) => d.replace('/', "-"),
             (None, None) => cllm_train::builtin_corpus::NAME.to_string(),
         };
+        // An explicit --out is checked now; a default one is claimed only once the data is
+        // prepared, so a failed preparation leaves no empty run directory behind.
         let out = match &cli.out {
             Some(out) => {
                 run_dir::check_writable(out, None)?;
-                out.clone()
+                prepare_cmd::Out::Given(out.clone())
             }
-            None => run_dir::claim(&run_dir::default_run_dir(&label))?,
+            None => prepare_cmd::Out::Claim(run_dir::default_run_dir(&label)),
         };
-        return prepare_cmd::run(&cli.data, cli.path.as_ref(), &out);
+        return prepare_cmd::run(&cli.data, cli.path.as_ref(), out);
     }
     let stop = StopFlag::install();
     let req = trainer::Request {

@@ -106,6 +106,16 @@ impl TreeBarrier {
     /// participant index; each index must be used by exactly one thread per round. Returns
     /// true for exactly one participant per round (the one that released the others).
     pub fn wait(&self, p: usize) -> bool {
+        self.wait_for(self.arrive(p))
+    }
+
+    /// Arrives without waiting: everything the caller wrote before is visible to every
+    /// participant once its wait for this round returns. The caller may do other work, then
+    /// [`wait_for`](Self::wait_for) the round with the ticket, or drop the ticket if it need
+    /// not learn what the others wrote. A participant must not arrive again before the round
+    /// has completed; when it does not wait, it needs another synchronisation to know that
+    /// (`PROTOCOL.md` says which one the lattice's reducers rely on).
+    pub fn arrive(&self, p: usize) -> Ticket {
         // Read the generation before arriving: once we arrive, the round may complete at once.
         let gen0 = self.generation.load(Ordering::Acquire);
         let mut node = self.leaf_of[p];
@@ -113,7 +123,11 @@ impl TreeBarrier {
             let n = &self.nodes[node];
             let before = n.arrived.fetch_add(1, Ordering::AcqRel);
             if before + 1 < n.expected {
-                break; // others still to come at this node: wait for the release
+                // Others still to come at this node.
+                return Ticket {
+                    gen0,
+                    released: false,
+                };
             }
             // Last at this node: reset it for the next round, then arrive one level up.
             n.arrived.store(0, Ordering::Relaxed);
@@ -121,18 +135,46 @@ impl TreeBarrier {
                 Some(parent) => node = parent,
                 None => {
                     self.sleep.release(&self.generation);
-                    return true;
+                    return Ticket {
+                        gen0,
+                        released: true,
+                    };
                 }
             }
         }
+    }
+
+    /// Waits until the round `ticket` arrived at has completed. Returns true if that arrival
+    /// released it.
+    pub fn wait_for(&self, ticket: Ticket) -> bool {
+        if ticket.released {
+            return true;
+        }
         for _ in 0..self.spin {
-            if self.generation.load(Ordering::Acquire) != gen0 {
+            if self.generation.load(Ordering::Acquire) != ticket.gen0 {
                 return false;
             }
             spin_hint();
         }
-        self.sleep.wait_while(&self.generation, gen0);
+        self.sleep.wait_while(&self.generation, ticket.gen0);
         false
+    }
+}
+
+/// A participant's arrival at one round of a [`TreeBarrier`], to wait on later.
+#[derive(Clone, Copy, Debug)]
+#[must_use = "wait_for(ticket) waits for the round; `let _ =` says the caller need not"]
+pub struct Ticket {
+    /// The generation before the arrival; the round is complete once it has changed.
+    gen0: u32,
+    /// This arrival completed the round.
+    released: bool,
+}
+
+impl Ticket {
+    /// Whether this arrival completed the round (and released the waiters).
+    pub fn released(&self) -> bool {
+        self.released
     }
 }
 

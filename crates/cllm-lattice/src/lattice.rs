@@ -10,7 +10,7 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 
 use crate::aligned::AlignedBuf;
-use crate::barrier::TreeBarrier;
+use crate::barrier::{Ticket, TreeBarrier};
 use crate::fault::{Fault, Stage, panic_message};
 use crate::phase_cell::{PhaseCell, SharedBuf};
 use crate::placement::Placement;
@@ -38,6 +38,10 @@ pub struct LatticeConfig {
     /// Spin rounds at a barrier before sleeping; `None` picks 0 when there are more threads
     /// than cores (so waiters never take a core from a straggler) and 16384 otherwise.
     pub spin: Option<u32>,
+    /// Workers `0..c` compute and evaluate; the others (the *reducers*) only reduce and
+    /// update their segments, are never asked to compute or evaluate, and are not woken
+    /// when a round opens, only when the reduction starts. `None`: every worker computes.
+    pub compute_workers: Option<usize>,
 }
 
 impl LatticeConfig {
@@ -48,6 +52,7 @@ impl LatticeConfig {
             pin: false,
             stack_size: 1 << 20,
             spin: None,
+            compute_workers: None,
         }
     }
 
@@ -108,10 +113,16 @@ enum Task {
 /// Everything the threads share. Access rules per phase: `PROTOCOL.md`.
 struct Shared<W: Worker<S>, const S: usize> {
     topology: Topology,
-    /// Opens (A) and closes (C) every round; workers and Node Zero (participant `workers`).
-    frame: TreeBarrier,
-    /// Separates compute from reduce (B1) and reduce from update (B2); workers only.
+    /// Workers `0..computing` compute; the rest are reducers.
+    computing: usize,
+    /// Opens every round (A): the computing workers and Node Zero (participant `computing`).
+    open: TreeBarrier,
+    /// B1 (after compute; where reducers learn of a round) and B2 (after the reduction of a
+    /// training step); every worker.
     inner: TreeBarrier,
+    /// Closes every round (C): every worker and Node Zero (participant `workers`). Reducers
+    /// arrive without waiting.
+    close: TreeBarrier,
     task: PhaseCell<Task>,
     /// Steps completed before the current round.
     step: PhaseCell<u64>,
@@ -192,14 +203,22 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
                 bad.len()
             )));
         }
+        let computing = config.compute_workers.unwrap_or(n);
+        if !(1..=n).contains(&computing) {
+            return Err(LatticeError::Config(format!(
+                "--compute-workers {computing} must be between 1 and --threads {n}"
+            )));
+        }
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let spin = config
             .spin
             .unwrap_or(if n + 1 > cores { 0 } else { 1 << 14 });
         let shared = Arc::new(Shared::<W, S> {
             topology: Topology::new(n, len),
-            frame: TreeBarrier::new(n + 1, spin),
+            computing,
+            open: TreeBarrier::new(computing + 1, spin),
             inner: TreeBarrier::new(n, spin),
+            close: TreeBarrier::new(n + 1, spin),
             task: PhaseCell::new(Task::Ping),
             step: PhaseCell::new(0),
             opened: PhaseCell::new(Instant::now()),
@@ -242,9 +261,8 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
             match spawned {
                 Ok(h) => lattice.handles.push(h),
                 Err(e) => {
-                    // The threads already started wait at A; `Drop` shuts them down. The
-                    // frame barrier expects all `n` workers, so the missing ones are stood in
-                    // for by Node Zero's shutdown path (see `shutdown`).
+                    // The threads already started wait at A or B1; the barriers expect the
+                    // missing ones too, who are stood in for (see `abandon_spawn`).
                     lattice.abandon_spawn(k);
                     return Err(LatticeError::Spawn(e));
                 }
@@ -255,6 +273,11 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
             Ok(_) => Ok(lattice),
             Err(fault) => Err(LatticeError::Setup(fault)),
         }
+    }
+
+    /// Workers that compute and evaluate (`0..computing`); the others only reduce and update.
+    pub fn computing(&self) -> usize {
+        self.shared.computing
     }
 
     /// The arrangement of the workers and segments.
@@ -305,8 +328,9 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
     ) -> Pending<'_, W, S> {
         let started = Instant::now();
         if self.dead.is_none() {
-            // SAFETY: between rounds (workers wait at A), Node Zero is the only accessor of
-            // task, step, input and params (protocol: "Node Zero publishes").
+            // SAFETY: between rounds (computing workers wait at A, reducers at B1, which
+            // cannot complete before A), Node Zero is the only accessor of task, step, input
+            // and params (protocol: "Node Zero publishes").
             unsafe {
                 *self.shared.task.get_mut() = task;
                 *self.shared.step.get_mut() = self.steps;
@@ -314,7 +338,7 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
                 *self.shared.input.get_mut() = input;
                 *self.shared.params.get_mut() = params;
             }
-            self.shared.frame.wait(self.shared.topology.workers); // A: release the workers
+            self.shared.open.wait(self.shared.computing); // A: release the computing workers
         }
         Pending {
             lattice: self,
@@ -336,20 +360,28 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
     }
 
     /// When spawning worker `spawned` failed: the workers already running are released with a
-    /// shutdown; the frame barrier still needs the missing participants, which this thread
-    /// supplies.
+    /// shutdown; the barriers still need the missing participants, whom helper threads stand
+    /// in for.
     fn abandon_spawn(&mut self, spawned: usize) {
-        let n = self.shared.topology.workers;
-        // SAFETY: no round has started; the running workers wait at A and read `task` only
-        // after it completes.
+        let (n, c) = (self.shared.topology.workers, self.shared.computing);
+        // SAFETY: no round has started; the running workers wait at A (computing) or B1
+        // (reducers) and read `task` only after it completes.
         unsafe { *self.shared.task.get_mut() = Task::Shutdown };
-        // Arrive for every missing worker and for Node Zero: the round opens and the running
-        // workers read Shutdown and exit.
-        let helpers: Vec<_> = (spawned..=n)
-            .map(|p| {
+        // Arrive at A for every missing computing worker and for Node Zero, and at B1 for every
+        // missing worker: the round opens, the running computing workers read Shutdown and go
+        // on to B1, which then completes, and the running reducers read Shutdown too.
+        let open = (spawned.min(c)..=c).map(|p| (p, true));
+        let inner = (spawned..n).map(|p| (p, false));
+        let helpers: Vec<_> = open
+            .chain(inner)
+            .map(|(p, at_open)| {
                 let shared = self.shared.clone();
                 std::thread::spawn(move || {
-                    shared.frame.wait(p);
+                    if at_open {
+                        shared.open.wait(p);
+                    } else {
+                        shared.inner.wait(p);
+                    }
                 })
             })
             .collect();
@@ -371,9 +403,12 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
         if self.handles.is_empty() {
             return;
         }
-        // SAFETY: between rounds, Node Zero is the only accessor of `task` (workers wait at A).
+        // SAFETY: between rounds, Node Zero is the only accessor of `task` (computing workers
+        // wait at A, reducers at B1).
         unsafe { *self.shared.task.get_mut() = Task::Shutdown };
-        self.shared.frame.wait(self.shared.topology.workers); // A: workers read Shutdown and exit
+        // A: the computing workers read Shutdown, pass B1 (releasing the reducers, who read it
+        // too) and exit.
+        self.shared.open.wait(self.shared.computing);
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
@@ -414,7 +449,7 @@ impl<W: Worker<S>, const S: usize> Pending<'_, W, S> {
         }
         let shared = &*l.shared;
         let n = shared.topology.workers;
-        shared.frame.wait(n); // C: the round is over
+        shared.close.wait(n); // C: the round is over
         if shared.failed.load(Ordering::SeqCst) {
             let fault = shared
                 .fault
@@ -428,8 +463,9 @@ impl<W: Worker<S>, const S: usize> Pending<'_, W, S> {
         }
         let mut builder = ReportBuilder::new(n);
         for k in 0..n {
-            // SAFETY: after C and before the next A, workers write no contribution, norm or
-            // timing (protocol: "Node Zero reads reports").
+            // SAFETY: after C and before the next A (and so before the next B1, after which
+            // reducers write), workers write no contribution, norm or timing (protocol: "Node
+            // Zero reads reports").
             let (c, t) = unsafe { (*shared.contributions[k].get(), *shared.times[k].get()) };
             builder.add(&t, c.loss_sum, c.weight);
         }
@@ -473,21 +509,48 @@ where
     };
     let n = shared.topology.workers;
     let len = shared.weights.len();
+    let computes = k < shared.computing;
+    // A reducer's arrival at B1 of the next round, made at the end of the previous one.
+    let mut early: Option<Ticket> = None;
     loop {
         {
+            // A computing worker starts a round at A; a reducer at B1, once the computing
+            // workers are done (it is not woken while they compute).
             let _s = tracing::trace_span!("wait.open").entered();
-            shared.frame.wait(k); // A
+            if computes {
+                shared.open.wait(k); // A
+            } else {
+                let ticket = early.take().unwrap_or_else(|| shared.inner.arrive(k));
+                shared.inner.wait_for(ticket); // B1
+            }
         }
-        // SAFETY: task and step were written by Node Zero before A; nobody writes them before C.
+        // SAFETY: task and step were written by Node Zero before A (which happens before B1);
+        // nobody writes them before C.
         let (task, step) = unsafe { (*shared.task.get(), *shared.step.get()) };
         let ctx = Ctx {
             worker: id,
             workers: n,
+            computing: shared.computing,
             step,
         };
+        // A computing worker passes B1 in every round (after its work in a training step, at
+        // the end of the work otherwise) so the reducers learn of the round.
+        let b1 = || {
+            if computes {
+                tracing::debug_span!("wait.compute").in_scope(|| shared.inner.wait(k));
+            }
+        };
         match task {
-            Task::Shutdown => return,
-            Task::Ping => {}
+            Task::Shutdown => {
+                b1();
+                return;
+            }
+            Task::Ping => b1(),
+            Task::Eval if !computes => {
+                // SAFETY: worker k is the only writer of its own timing cell, read by Node
+                // Zero only after C.
+                unsafe { *shared.times[k].get_mut() = WorkerTimes::default() };
+            }
             Task::Eval => {
                 let _s = tracing::debug_span!("evaluate", step).entered();
                 let t0 = Instant::now();
@@ -515,23 +578,35 @@ where
                         ..Default::default()
                     };
                 }
+                b1();
             }
-            Task::Train => train_round(shared, worker.as_mut(), &ctx, k),
+            Task::Train => train_round(shared, worker.as_mut(), &ctx, k, computes),
         }
-        let _s = tracing::debug_span!("wait.close").entered();
-        shared.frame.wait(k); // C
+        if computes {
+            let _s = tracing::debug_span!("wait.close").entered();
+            shared.close.wait(k); // C
+        } else {
+            // A reducer arrives at B1 of the next round first, then at C without waiting:
+            // B1 cannot complete before C has (the computing workers pass C, then A, before
+            // they arrive at B1), and having arrived before C, a reducer that the scheduler
+            // preempts from here on (the one whose arrival completes C wakes the others) no
+            // longer holds B1 up.
+            early = Some(shared.inner.arrive(k));
+            let _ = shared.close.arrive(k);
+        }
     }
 }
 
-/// Compute, reduce and update for worker `k`; returns at the end of the update phase.
+/// Compute (if `computes`; a reducer has already passed B1), reduce and update for worker
+/// `k`; returns at the end of the update phase.
 fn train_round<W: Worker<S>, const S: usize>(
     shared: &Shared<W, S>,
     worker: Option<&mut W>,
     ctx: &Ctx,
     k: usize,
+    computes: bool,
 ) {
     let n = shared.topology.workers;
-    let len = shared.weights.len();
     let mut times = WorkerTimes::default();
     let mut worker = worker;
     // SAFETY: written by Node Zero before A; no writer until C.
@@ -539,36 +614,9 @@ fn train_round<W: Worker<S>, const S: usize>(
     let since = |t: Instant| t.duration_since(opened).as_secs_f64();
 
     // Phase 1, compute: worker k writes only grads[k] (and its own report cells).
-    let span = tracing::debug_span!("compute", step = ctx.step + 1).entered();
-    let t0 = Instant::now();
-    let mut c = Contribution::NONE;
-    if let Some(w) = worker
-        .as_deref_mut()
-        .filter(|_| !shared.failed.load(Ordering::SeqCst))
-    {
-        // SAFETY: compute phase: weights and input have no writer; grads[k] is accessed by
-        // worker k alone until B1.
-        let (input, weights, grad) = unsafe {
-            (
-                shared.input.get().as_ref(),
-                shared.weights.slice(0..len),
-                shared.grads[k].slice_mut(0..len),
-            )
-        };
-        let input = input.expect("a step has an input");
-        match catch_unwind(AssertUnwindSafe(|| w.compute(ctx, weights, input, grad))) {
-            Ok(r) => c = r,
-            Err(p) => shared.record_fault(k, ctx.step, Stage::Compute, &*p),
-        }
+    if computes {
+        compute_phase(shared, worker.as_deref_mut(), ctx, k, &mut times);
     }
-    // SAFETY: worker k's own report cell; others read it only after B1.
-    unsafe { *shared.contributions[k].get_mut() = c };
-    times.compute = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    times.compute_end = since(t1);
-    drop(span);
-    tracing::debug_span!("wait.compute").in_scope(|| shared.inner.wait(k)); // B1
-    times.wait_compute = t1.elapsed().as_secs_f64();
 
     // Phase 2, reduce: worker k sums segment k of every written gradient buffer into the first
     // written one (the target), zeroing the others' segment for the next step, and records the
@@ -633,6 +681,48 @@ fn train_round<W: Worker<S>, const S: usize>(
     times.update_end = since(t5);
     // SAFETY: worker k's own timing cell, read by Node Zero after C.
     unsafe { *shared.times[k].get_mut() = times };
+}
+
+/// Phase 1 of a training step for computing worker `k`: its share of the gradient into
+/// `grads[k]`, its contribution, then B1.
+fn compute_phase<W: Worker<S>, const S: usize>(
+    shared: &Shared<W, S>,
+    worker: Option<&mut W>,
+    ctx: &Ctx,
+    k: usize,
+    times: &mut WorkerTimes,
+) {
+    let len = shared.weights.len();
+    // SAFETY: written by Node Zero before A; no writer until C.
+    let opened = unsafe { *shared.opened.get() };
+    let since = |t: Instant| t.duration_since(opened).as_secs_f64();
+    let span = tracing::debug_span!("compute", step = ctx.step + 1).entered();
+    let t0 = Instant::now();
+    let mut c = Contribution::NONE;
+    if let Some(w) = worker.filter(|_| !shared.failed.load(Ordering::SeqCst)) {
+        // SAFETY: compute phase: weights and input have no writer; grads[k] is accessed by
+        // worker k alone until B1.
+        let (input, weights, grad) = unsafe {
+            (
+                shared.input.get().as_ref(),
+                shared.weights.slice(0..len),
+                shared.grads[k].slice_mut(0..len),
+            )
+        };
+        let input = input.expect("a step has an input");
+        match catch_unwind(AssertUnwindSafe(|| w.compute(ctx, weights, input, grad))) {
+            Ok(r) => c = r,
+            Err(p) => shared.record_fault(k, ctx.step, Stage::Compute, &*p),
+        }
+    }
+    // SAFETY: worker k's own report cell; others read it only after B1.
+    unsafe { *shared.contributions[k].get_mut() = c };
+    times.compute = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    times.compute_end = since(t1);
+    drop(span);
+    tracing::debug_span!("wait.compute").in_scope(|| shared.inner.wait(k)); // B1
+    times.wait_compute = t1.elapsed().as_secs_f64();
 }
 
 /// The first worker whose gradient buffer was written this step (contributions were written

@@ -68,7 +68,7 @@ mod topology;
 mod worker;
 
 pub use aligned::{AlignedBuf, LINE_FLOATS};
-pub use barrier::{FAN_IN, TreeBarrier};
+pub use barrier::{FAN_IN, Ticket, TreeBarrier};
 pub use fault::{Fault, Stage};
 pub use lattice::{Lattice, LatticeConfig, LatticeError, MAX_THREADS, Pending};
 pub use placement::Placement;

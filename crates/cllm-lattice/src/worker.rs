@@ -21,6 +21,9 @@ pub struct Ctx {
     pub worker: WorkerId,
     /// Number of workers.
     pub workers: usize,
+    /// Workers `0..computing` are asked to compute and evaluate (`LatticeConfig::
+    /// compute_workers`); the others only update their segments. Split the input over these.
+    pub computing: usize,
     /// Steps completed before this one (evaluations do not count).
     pub step: u64,
 }

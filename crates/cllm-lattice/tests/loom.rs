@@ -69,3 +69,75 @@ fn two_threads_spinning() {
 fn three_threads_one_round() {
     handover(3, 1, 0, 2);
 }
+
+/// The lattice's round structure with a reducer (`PROTOCOL.md`): Node Zero publishes the task
+/// and opens the round at A (with the computing worker only); the computing worker reads it,
+/// writes its gradient and arrives at B1; the reducer, already arrived at B1 at the end of
+/// the previous round, reads the task and the gradient after B1, writes its result, arrives at
+/// the next round's B1, then at C without waiting; Node Zero reads the result after C and
+/// overwrites the task for the next round. Loom checks that no access races and no thread
+/// sleeps forever, over every interleaving within the bound.
+#[test]
+fn reducer_arrives_early_at_b1_and_does_not_wait_for_c() {
+    const ROUNDS: usize = 2;
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        // open: computing worker 0 + Node Zero (1); inner: worker 0 + reducer 1;
+        // close: workers 0, 1 + Node Zero (2).
+        let open = Arc::new(TreeBarrier::new(2, 0));
+        let inner = Arc::new(TreeBarrier::new(2, 0));
+        let close = Arc::new(TreeBarrier::new(3, 0));
+        // Slots: 0 task (Node Zero), 1 gradient (worker 0), 2 result (reducer).
+        let slots = Arc::new(Slots((0..3).map(|_| UnsafeCell::new(0)).collect()));
+        let worker = {
+            let (open, inner, close, slots) =
+                (open.clone(), inner.clone(), close.clone(), slots.clone());
+            loom::thread::spawn(move || {
+                for round in 1..=ROUNDS {
+                    open.wait(0);
+                    // SAFETY: the task is written by Node Zero before A and not again before C.
+                    let task = slots.0[0].with(|v| unsafe { *v });
+                    assert_eq!(task, round);
+                    // SAFETY: the gradient slot is this thread's between A and B1.
+                    slots.0[1].with_mut(|v| unsafe { *v = task * 10 });
+                    inner.wait(0);
+                    close.wait(0);
+                }
+            })
+        };
+        let reducer = {
+            let (inner, close, slots) = (inner.clone(), close.clone(), slots.clone());
+            loom::thread::spawn(move || {
+                let mut early = None;
+                for round in 1..=ROUNDS {
+                    let ticket = early.take().unwrap_or_else(|| inner.arrive(1));
+                    inner.wait_for(ticket);
+                    // SAFETY: task and gradient have no writer between B1 and C.
+                    let (task, grad) = (
+                        slots.0[0].with(|v| unsafe { *v }),
+                        slots.0[1].with(|v| unsafe { *v }),
+                    );
+                    assert_eq!((task, grad), (round, round * 10));
+                    // SAFETY: the result slot is the reducer's between B1 and its C arrival.
+                    slots.0[2].with_mut(|v| unsafe { *v = grad + 1 });
+                    if round < ROUNDS {
+                        early = Some(inner.arrive(1));
+                    }
+                    let _ = close.arrive(1);
+                }
+            })
+        };
+        for round in 1..=ROUNDS {
+            // SAFETY: between C and A, Node Zero alone touches the task.
+            slots.0[0].with_mut(|v| unsafe { *v = round });
+            open.wait(1);
+            close.wait(2);
+            // SAFETY: the result was written before the reducer's C arrival.
+            let result = slots.0[2].with(|v| unsafe { *v });
+            assert_eq!(result, round * 10 + 1);
+        }
+        worker.join().unwrap();
+        reducer.join().unwrap();
+    });
+}

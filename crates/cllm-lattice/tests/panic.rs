@@ -52,8 +52,22 @@ fn lattice(
     at: u64,
     stage: Stage,
 ) -> Result<Lattice<Faulty, 0>, LatticeError> {
+    lattice_computing(threads, threads, who, at, stage)
+}
+
+/// As [`lattice`], with only workers `0..computing` computing (the rest are reducers).
+fn lattice_computing(
+    threads: usize,
+    computing: usize,
+    who: usize,
+    at: u64,
+    stage: Stage,
+) -> Result<Lattice<Faulty, 0>, LatticeError> {
     Lattice::new(
-        &LatticeConfig::new(threads),
+        &LatticeConfig {
+            compute_workers: Some(computing.max(1)),
+            ..LatticeConfig::new(threads)
+        },
         &vec![0.0; 1000],
         [],
         move |id| {
@@ -120,12 +134,72 @@ fn zero_threads_is_an_error() {
 #[test]
 fn node_zero_panic_mid_step_leaves_no_thread_waiting() {
     let started = Instant::now();
-    let result = std::thread::spawn(|| {
-        let mut l = lattice(6, 99, 0, Stage::Compute).unwrap();
-        let _pending = l.step((), ());
-        panic!("Node Zero fails while the workers compute");
-    })
-    .join();
-    assert!(result.is_err());
+    // Every worker computing; then 2 of 14 (the reducers wait at B1 when Node Zero fails).
+    for (threads, computing) in [(6, 6), (14, 2)] {
+        let result = std::thread::spawn(move || {
+            let mut l = lattice_computing(threads, computing, 99, 0, Stage::Compute).unwrap();
+            l.step((), ()).wait().unwrap();
+            let _pending = l.step((), ());
+            panic!("Node Zero fails while the workers compute");
+        })
+        .join();
+        assert!(result.is_err());
+    }
+    assert!(started.elapsed() < Duration::from_secs(20), "a hang guard");
+}
+
+#[test]
+fn a_reducer_panic_is_reported_and_stops_everything() {
+    let started = Instant::now();
+    // Worker 9 of 13 only reduces and updates (2 compute).
+    let mut l = lattice_computing(13, 2, 9, 2, Stage::Update).unwrap();
+    for _ in 0..2 {
+        l.step((), ()).wait().unwrap();
+    }
+    let fault = l.step((), ()).wait().unwrap_err();
+    assert_eq!(
+        (fault.worker, fault.step, fault.stage),
+        (9, 2, Stage::Update)
+    );
+    assert_eq!(l.step((), ()).wait().unwrap_err(), fault);
+    assert_eq!(l.evaluate(()).wait().unwrap_err(), fault);
+    drop(l);
+    match lattice_computing(13, 2, 12, 0, Stage::Setup) {
+        Err(LatticeError::Setup(f)) => assert_eq!((f.worker, f.stage), (12, Stage::Setup)),
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("construction should fail"),
+    }
+    // A computing worker's panic stops the reducers too.
+    let mut l = lattice_computing(13, 2, 1, 1, Stage::Compute).unwrap();
+    l.step((), ()).wait().unwrap();
+    let fault = l.step((), ()).wait().unwrap_err();
+    assert_eq!((fault.worker, fault.stage), (1, Stage::Compute));
+    drop(l);
+    assert!(started.elapsed() < Duration::from_secs(20), "a hang guard");
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "Miri allocates no thread stacks, so the spawn does not fail"
+)]
+fn a_worker_thread_that_cannot_start_is_an_error_not_a_hang() {
+    let started = Instant::now();
+    for computing in [1, 3] {
+        // No system maps a stack of a petabyte: spawning the first worker fails.
+        let config = LatticeConfig {
+            stack_size: 1 << 50,
+            compute_workers: Some(computing),
+            ..LatticeConfig::new(3)
+        };
+        let err = Lattice::new(&config, &[0.0; 10], [], |_| Faulty {
+            who: 99,
+            at: 0,
+            stage: Stage::Compute,
+        })
+        .err()
+        .expect("cannot start");
+        assert!(matches!(err, LatticeError::Spawn(_)), "{err}");
+    }
     assert!(started.elapsed() < Duration::from_secs(20), "a hang guard");
 }

@@ -1,6 +1,7 @@
-//! The lattice's step: the summed gradient is the serial sum for every worker count, results
-//! are bit-identical across reruns with the same count, segments cover the buffer exactly once,
-//! idle workers are harmless, and evaluation rounds work.
+//! The lattice's step: the summed gradient is the serial sum for every worker count, with or
+//! without reducers (workers that only reduce and update), results are bit-identical across
+//! reruns with the same count, segments cover the buffer exactly once, idle workers are
+//! harmless, and evaluation rounds work.
 
 use std::ops::Range;
 
@@ -27,7 +28,11 @@ impl Worker<2> for Synthetic {
     type Params = f32;
 
     fn compute(&mut self, ctx: &Ctx, w: &[f32], items: &usize, grad: &mut [f32]) -> Contribution {
-        let mine = share(*items, ctx.workers, ctx.worker.index());
+        assert!(
+            ctx.worker.index() < ctx.computing,
+            "a reducer asked to compute"
+        );
+        let mine = share(*items, ctx.computing, ctx.worker.index());
         for i in mine.clone() {
             for (j, g) in grad.iter_mut().enumerate() {
                 *g += item_grad(i, j, w[j]);
@@ -40,7 +45,11 @@ impl Worker<2> for Synthetic {
     }
 
     fn evaluate(&mut self, ctx: &Ctx, _: &[f32], items: &usize) -> Contribution {
-        let mine = share(*items, ctx.workers, ctx.worker.index());
+        assert!(
+            ctx.worker.index() < ctx.computing,
+            "a reducer asked to evaluate"
+        );
+        let mine = share(*items, ctx.computing, ctx.worker.index());
         Contribution {
             loss_sum: 2.0 * mine.len() as f64,
             weight: mine.len() as f64,
@@ -77,14 +86,22 @@ fn initial() -> Vec<f32> {
 }
 
 fn two_steps(threads: usize, items: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, f64) {
+    two_steps_computing(threads, threads, items)
+}
+
+/// Two steps on `threads` workers of which `computing` compute.
+fn two_steps_computing(
+    threads: usize,
+    computing: usize,
+    items: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, f64) {
     let zeros = vec![0.0; LEN];
-    let mut l = Lattice::new(
-        &LatticeConfig::new(threads),
-        &initial(),
-        [&zeros, &zeros],
-        |_| Synthetic,
-    )
-    .unwrap();
+    let config = LatticeConfig {
+        compute_workers: Some(computing),
+        ..LatticeConfig::new(threads)
+    };
+    let mut l = Lattice::new(&config, &initial(), [&zeros, &zeros], |_| Synthetic).unwrap();
+    assert_eq!(l.computing(), computing);
     let (r1, _) = l.step(items, 0.5).wait().unwrap();
     let (r2, _) = l.step(items, 0.5).wait().unwrap();
     assert_eq!(l.steps(), 2);
@@ -111,6 +128,28 @@ fn serial(items: usize) -> Vec<f32> {
     w
 }
 
+/// Two steps on `threads` workers of which `computing` compute equal the serial result `want`,
+/// and segment k was updated by worker k.
+fn assert_serial(threads: usize, computing: usize, want: &[f32]) {
+    let (w, _, owner, loss) = two_steps_computing(threads, computing, ITEMS);
+    for j in 0..LEN {
+        assert!(
+            (w[j] - want[j]).abs() <= 1e-5 * want[j].abs().max(1.0),
+            "{computing} of {threads} computing, index {j}: {} vs {}",
+            w[j],
+            want[j]
+        );
+    }
+    assert!((loss - (0..ITEMS).sum::<usize>() as f64 / ITEMS as f64).abs() < 1e-9);
+    let topo = cllm_lattice::Topology::new(threads, LEN);
+    for k in 0..threads {
+        assert!(
+            topo.segment(k).all(|j| owner[j] == k as f32),
+            "{computing} of {threads}: segment {k} not owned by {k}"
+        );
+    }
+}
+
 #[test]
 fn any_worker_count_gives_the_serial_result() {
     let want = serial(ITEMS);
@@ -120,24 +159,45 @@ fn any_worker_count_gives_the_serial_result() {
         &[1, 2, 3, 4, 7, 12, 13, 24, 31]
     };
     for &threads in counts {
-        let (w, _, owner, loss) = two_steps(threads, ITEMS);
-        for j in 0..LEN {
-            assert!(
-                (w[j] - want[j]).abs() <= 1e-5 * want[j].abs().max(1.0),
-                "threads {threads}, index {j}: {} vs {}",
-                w[j],
-                want[j]
-            );
-        }
-        assert!((loss - (0..ITEMS).sum::<usize>() as f64 / ITEMS as f64).abs() < 1e-9);
-        // Segment k was updated by worker k, and every index by someone.
-        let topo = cllm_lattice::Topology::new(threads, LEN);
-        for k in 0..threads {
-            assert!(
-                topo.segment(k).all(|j| owner[j] == k as f32),
-                "threads {threads}: segment {k} not owned by {k}"
-            );
-        }
+        assert_serial(threads, threads, &want);
+    }
+}
+
+#[test]
+fn reducers_update_their_segments_and_are_never_asked_to_compute() {
+    let want = serial(ITEMS);
+    let cases: &[(usize, usize)] = if cfg!(miri) {
+        &[(3, 1), (13, 2)]
+    } else {
+        &[(2, 1), (5, 2), (13, 1), (13, 12), (31, 3), (63, 2)]
+    };
+    for &(threads, computing) in cases {
+        assert_serial(threads, computing, &want);
+    }
+    // The same computing workers give the same bits with or without reducers beside them
+    // (the reduction adds the written buffers in worker order either way). Not under Miri,
+    // which perturbs `sin` by an ulp on purpose.
+    if !cfg!(miri) {
+        assert_eq!(
+            two_steps_computing(13, 2, ITEMS).0,
+            two_steps_computing(2, 2, ITEMS).0
+        );
+    }
+}
+
+#[test]
+fn compute_workers_out_of_range_is_an_error() {
+    let zeros = vec![0.0; LEN];
+    for bad in [0, 5] {
+        let config = LatticeConfig {
+            compute_workers: Some(bad),
+            ..LatticeConfig::new(4)
+        };
+        let err = Lattice::new(&config, &initial(), [&zeros, &zeros], |_| Synthetic)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("must be between 1 and --threads 4"), "{err}");
     }
 }
 
@@ -150,6 +210,10 @@ fn reruns_are_bit_identical() {
     for threads in [1, 4, 13] {
         assert_eq!(two_steps(threads, ITEMS), two_steps(threads, ITEMS));
     }
+    assert_eq!(
+        two_steps_computing(13, 3, ITEMS),
+        two_steps_computing(13, 3, ITEMS)
+    );
 }
 
 #[test]
@@ -177,4 +241,19 @@ fn evaluation_rounds_and_input_reuse() {
     let (r, _) = pending.wait().unwrap();
     assert_eq!(r.active_workers, 5);
     assert!(r.compute_max >= r.compute_min);
+
+    // With reducers: evaluations and steps alternate, and only the computing workers evaluate
+    // (`Synthetic` panics otherwise).
+    let config = LatticeConfig {
+        compute_workers: Some(3),
+        ..LatticeConfig::new(14)
+    };
+    let mut l = Lattice::new(&config, &initial(), [&zeros, &zeros], |_| Synthetic).unwrap();
+    for _ in 0..3 {
+        let (r, items) = l.evaluate(ITEMS).wait().unwrap();
+        assert_eq!((r.loss, r.weight, r.active_workers), (2.0, ITEMS as f64, 3));
+        let (r, _) = l.step(items, 0.5).wait().unwrap();
+        assert_eq!(r.active_workers, 3);
+    }
+    assert_eq!(l.steps(), 3);
 }

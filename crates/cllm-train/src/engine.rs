@@ -336,6 +336,7 @@ impl LatticeEngine {
         });
         let config = LatticeConfig {
             pin: opts.pin,
+            compute_workers: Some(shared.compute_workers),
             ..LatticeConfig::new(n)
         };
         let make_shared = shared.clone();

@@ -103,7 +103,7 @@ pub struct TrainArgs {
     /// Workers that compute forward and backward (default: the smallest of --threads, the
     /// number of cores and --batch-size). Splitting a step over more compute threads than cores
     /// only adds time-slicing and shrinks each worker's matrices; the other workers still take
-    /// part in the gradient reduction and the optimizer.
+    /// part in the gradient reduction and the optimizer, and sleep while the others compute.
     #[arg(long, value_name = "N")]
     pub compute_workers: Option<usize>,
     /// Pin worker k to the (k mod CPUs)-th CPU of an order: built with the `hwloc` feature, one

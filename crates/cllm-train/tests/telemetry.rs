@@ -56,9 +56,16 @@ fn trace_file_has_node_zero_and_every_worker_and_the_run_reports_memory() {
         let track = spans
             .get(format!("lattice-worker-{w}").as_str())
             .unwrap_or_else(|| panic!("no track for worker {w}: {names:?}"));
-        for phase in ["compute", "reduce", "update", "wait.reduce"] {
+        for phase in ["reduce", "update", "wait.reduce"] {
             assert!(track.contains(phase), "worker {w} lacks {phase}: {track:?}");
         }
+        // A computing worker has compute spans with forward passes inside; a reducer (a
+        // worker beyond --compute-workers) has neither.
+        assert_eq!(
+            track.contains("compute"),
+            track.contains("forward"),
+            "worker {w}: {track:?}"
+        );
     }
     let computing = (0..4)
         .filter(|w| spans[format!("lattice-worker-{w}").as_str()].contains("forward"))

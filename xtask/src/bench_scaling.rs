@@ -380,8 +380,8 @@ fn markdown(
     }
     s += "\nSpeedup is tokens/s against 1 thread of the same mode; efficiency divides it by min(threads, cores). \
           Phase shares are each phase's median span over the median step; wait is what a computing worker \
-          spends at the barriers after compute and after the reduction (workers without a share of the batch \
-          wait through compute and are not counted), and Node Zero's data preparation runs while the workers compute.\n\n";
+          spends at the barriers after compute and after the reduction (the other workers, which only reduce and \
+          update, sleep through compute and are not counted), and Node Zero's data preparation runs while the workers compute.\n\n";
     s += &proj.text;
     s
 }

@@ -44,11 +44,13 @@ pub struct StepReport {
     pub compute_max: f64,
     /// Fastest active worker's compute time (`compute_max - compute_min` is the straggler spread).
     pub compute_min: f64,
-    /// Mean time workers waited at the barrier after compute.
+    /// Mean time workers waited at the barrier after compute (reducers, which sleep elsewhere
+    /// while the others compute, count as 0).
     pub wait_compute_mean: f64,
-    /// Mean time the computing workers (those with a share of the input) waited at the barrier
-    /// after compute: the cost of uneven compute. Workers without a share wait through the whole
-    /// compute phase, so `wait_compute_mean` says little when few of them compute.
+    /// Mean time the computing workers with a share of the input waited at the barrier after
+    /// compute: the cost of uneven compute. A computing worker without a share waits through the
+    /// whole compute phase and a reducer counts as 0, so `wait_compute_mean` says little when
+    /// few workers compute.
     pub wait_compute_active_mean: f64,
     /// Slowest segment reduction (one worker's duration).
     pub reduce_max: f64,

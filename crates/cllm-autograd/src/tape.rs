@@ -43,6 +43,9 @@ pub struct Tape {
 pub struct TapeStats {
     /// Bytes reserved by all buffers (capacity, not length).
     pub capacity_bytes: usize,
+    /// Bytes of all buffers' lengths: what the largest step so far has written (and made
+    /// resident); capacity beyond it is reserved address space, untouched.
+    pub len_bytes: usize,
     /// Bytes of forward values recorded in the current step.
     pub arena_used_bytes: usize,
     /// Ops recorded in the current step.
@@ -86,18 +89,27 @@ impl Tape {
 
     /// Buffer sizes now.
     pub fn stats(&self) -> TapeStats {
-        let f = std::mem::size_of::<f32>();
-        let capacity_bytes = self.ops.capacity() * std::mem::size_of::<Op>()
-            + self.vals.capacity() * std::mem::size_of::<ValInfo>()
-            + (self.arena.capacity() + self.grads.capacity() + self.aux.capacity()) * f
-            + self.scratch.capacity() * f
-            + self.ids.capacity() * std::mem::size_of::<u32>()
-            + self.dirty_leaves.capacity() * std::mem::size_of::<Range<usize>>();
         TapeStats {
-            capacity_bytes,
-            arena_used_bytes: self.arena_used * f,
+            capacity_bytes: self.buffer_bytes(|capacity, _| capacity),
+            len_bytes: self.buffer_bytes(|_, len| len),
+            arena_used_bytes: self.arena_used * std::mem::size_of::<f32>(),
             ops: self.ops.len(),
         }
+    }
+
+    /// Bytes of all buffers, counting `count(capacity, len)` elements of each.
+    fn buffer_bytes(&self, count: impl Fn(usize, usize) -> usize) -> usize {
+        fn of<T>(v: &Vec<T>, count: &dyn Fn(usize, usize) -> usize) -> usize {
+            count(v.capacity(), v.len()) * std::mem::size_of::<T>()
+        }
+        of(&self.ops, &count)
+            + of(&self.vals, &count)
+            + of(&self.arena, &count)
+            + of(&self.grads, &count)
+            + of(&self.aux, &count)
+            + of(&self.scratch, &count)
+            + of(&self.ids, &count)
+            + of(&self.dirty_leaves, &count)
     }
 
     /// Kinds of the ops recorded in the current step, in recording order.

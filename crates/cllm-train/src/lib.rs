@@ -10,6 +10,7 @@ pub mod data_args;
 pub mod engine;
 pub mod generate_cmd;
 pub mod heap;
+pub mod memory_check;
 pub mod metrics;
 pub mod prepare_cmd;
 pub mod progress;

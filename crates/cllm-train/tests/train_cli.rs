@@ -502,6 +502,17 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
         );
     }
     assert!(!env.path("runs").exists(), "no run directory left behind");
+
+    // A batch no machine can hold: refused from an estimate, before anything that size is
+    // allocated (not the out-of-memory killer's SIGKILL).
+    let out = env.train(&["--batch-size", "100000000"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("of memory") && stderr(&out).contains("use a smaller --batch-size"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("runs").exists(), "no run directory left behind");
 }
 
 #[test]

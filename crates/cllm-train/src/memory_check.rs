@@ -1,0 +1,171 @@
+//! Refusing a run that cannot fit in memory before it allocates: an estimate of what the run
+//! will make resident, against what the machine (or the process's cgroup) has available. A
+//! `--batch-size` a thousand times too large should be an error at start-up, not the kernel's
+//! out-of-memory killer a minute later.
+
+use cllm_autograd::Tape;
+use cllm_model::Gpt;
+
+/// What a run will make resident, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Weights, AdamW moments, and the computing workers' gradient buffers.
+    pub buffers: u64,
+    /// The computing workers' tapes (activations, their gradients, saved values).
+    pub activations: u64,
+}
+
+impl MemoryEstimate {
+    /// `gpt` trained on `batch_size` sequences per step split over `compute_workers`.
+    ///
+    /// A tape's written bytes are affine in the sequences it records (`a + b * rows`: the
+    /// per-token activations plus per-step parts such as the parameters' gradient slots);
+    /// `a` and `b` come from recording one and two sequences.
+    pub fn new(gpt: &Gpt, batch_size: usize, compute_workers: usize) -> Self {
+        let per_rows = |rows: usize| -> u64 {
+            let t = gpt.cfg.seq_len;
+            let tokens = vec![0u32; rows * t];
+            let weights = gpt.params.layout.zeros();
+            let mut grads = gpt.params.layout.zeros();
+            let mut tape = Tape::new();
+            gpt.loss_and_grad(&mut tape, &weights, &tokens, &tokens, t, 1.0, &mut grads);
+            tape.stats().len_bytes as u64
+        };
+        let (one, two) = (per_rows(1), per_rows(2));
+        let per_sequence = two.saturating_sub(one);
+        let fixed = one.saturating_sub(per_sequence);
+        let active = compute_workers.min(batch_size) as u64;
+        let f = (gpt.params.layout.len() * std::mem::size_of::<f32>()) as u64;
+        MemoryEstimate {
+            buffers: 3 * f + active * f,
+            activations: active * fixed + batch_size as u64 * per_sequence,
+        }
+    }
+
+    /// Everything.
+    pub fn total(&self) -> u64 {
+        self.buffers + self.activations
+    }
+
+    /// An error if the estimate exceeds `available` bytes.
+    pub fn check(&self, available: Option<u64>) -> Result<(), String> {
+        match available {
+            Some(free) if self.total() > free => Err(format!(
+                "this run needs about {} of memory ({} for the activations of the batch, {} for \
+                 weights, moments and gradients) but {} is available; use a smaller --batch-size \
+                 or --seq-len",
+                gib(self.total()),
+                gib(self.activations),
+                gib(self.buffers),
+                gib(free)
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Memory this process could still make resident: the smaller of the system's `MemAvailable`
+/// and the room left under its cgroup's `memory.max`. `None` where neither can be read.
+pub fn available_bytes() -> Option<u64> {
+    let system = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| meminfo_available(&m));
+    let cgroup = cgroup_room();
+    match (system, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `MemAvailable` from the text of `/proc/meminfo`, in bytes.
+fn meminfo_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// Room left under the memory limit of this process's cgroup: `memory.max - memory.current`
+/// (cgroup v2) or `memory.limit_in_bytes - memory.usage_in_bytes` (v1), looked up at the
+/// process's cgroup path and, where a container shows only its own, at the hierarchy's root.
+/// `None` without a limit.
+fn cgroup_room() -> Option<u64> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let room = |dir: &std::path::Path, limit: &str, usage: &str| -> Option<u64> {
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+        // "max" (v2 without a limit) does not parse.
+        let max = read(limit)?.trim().parse::<u64>().ok()?;
+        let used = read(usage)?.trim().parse::<u64>().ok()?;
+        Some(max.saturating_sub(used))
+    };
+    cgroups.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let path = path.trim_start_matches('/');
+        if controllers.is_empty() {
+            room(&root.join(path), "memory.max", "memory.current")
+                .or_else(|| room(root, "memory.max", "memory.current"))
+        } else if controllers.split(',').any(|c| c == "memory") {
+            let v1 = root.join("memory");
+            let (limit, usage) = ("memory.limit_in_bytes", "memory.usage_in_bytes");
+            room(&v1.join(path), limit, usage).or_else(|| room(&v1, limit, usage))
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cllm_model::GptConfig;
+
+    #[test]
+    fn estimate_matches_a_worker_tape_and_scales_with_the_batch() {
+        let cfg = GptConfig {
+            vocab_size: 50,
+            seq_len: 16,
+            embed_dim: 32,
+            num_heads: 4,
+            num_layers: 2,
+            bias: false,
+        };
+        let gpt = Gpt::new(cfg).unwrap();
+        // One worker recording 5 sequences writes what the estimate says.
+        let est = MemoryEstimate::new(&gpt, 5, 1);
+        let tokens = vec![0u32; 5 * 16];
+        let (w, mut g) = (gpt.params.layout.zeros(), gpt.params.layout.zeros());
+        let mut tape = Tape::new();
+        gpt.loss_and_grad(&mut tape, &w, &tokens, &tokens, 16, 1.0, &mut g);
+        assert_eq!(est.activations, tape.stats().len_bytes as u64);
+        // Per-sequence parts grow with the batch, per-worker parts with the workers.
+        let big = MemoryEstimate::new(&gpt, 5000, 1);
+        assert!(
+            big.activations > 900 * est.activations,
+            "{big:?} vs {est:?}"
+        );
+        assert!(MemoryEstimate::new(&gpt, 5, 2).total() > est.total());
+    }
+
+    #[test]
+    fn check_refuses_only_what_does_not_fit() {
+        let e = MemoryEstimate {
+            buffers: 1 << 30,
+            activations: 3 << 30,
+        };
+        assert!(e.check(None).is_ok(), "unknown: no refusal");
+        assert!(e.check(Some(5 << 30)).is_ok());
+        let err = e.check(Some(2 << 30)).unwrap_err();
+        assert!(
+            err.contains("needs about 4.0 GiB") && err.contains("2.0 GiB is available"),
+            "{err}"
+        );
+        assert_eq!(
+            meminfo_available("MemTotal: 100 kB\nMemAvailable:   2048 kB\n"),
+            Some(2 << 20)
+        );
+    }
+}

@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 
 use crate::plot::{Chart, Series, line_chart};
 use crate::run::{
-    build_cllm_train, clear_run_dir, cllm_train, measured_run_args, output_dir, quantile,
-    step_lines, workspace_root,
+    at_least_one, build_cllm_train, clear_run_dir, cllm_train, measured_run_args, output_dir,
+    quantile, step_lines, workspace_root,
 };
 use crate::stamp::Stamp;
 
@@ -30,16 +30,16 @@ pub struct ScalingArgs {
     #[arg(long, default_value = "nanogpt-cpu")]
     preset: String,
     /// Thread counts to measure in addition to 1, 2, 4, ... up to twice the cores (e.g. 1,2,12,63).
-    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...", value_parser = at_least_one::<usize>)]
     threads: Vec<usize>,
     /// Strong, weak, or both.
     #[arg(long, value_enum, default_value_t = Mode::Strong)]
     mode: Mode,
     /// Sequences per worker thread in weak mode.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = at_least_one::<usize>)]
     per_worker_batch: usize,
     /// Measured steps per configuration (default 40; 12 with --quick).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one::<u64>)]
     steps: Option<u64>,
     /// Unmeasured warm-up steps per configuration (default 5; 3 with --quick).
     #[arg(long)]
@@ -47,7 +47,7 @@ pub struct ScalingArgs {
     /// Rounds: the whole sweep runs this many times, configurations interleaved, and each
     /// configuration's figures are medians over the steps of all its rounds, so a noisy minute
     /// on a shared machine cannot skew one configuration alone (default 3; 1 with --quick).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one::<u64>)]
     rounds: Option<u64>,
     /// A short sweep for CI and people in a hurry (threads 1, 2 and 4 unless given; fewer steps).
     #[arg(long)]
@@ -107,7 +107,6 @@ fn thread_list(args: &ScalingArgs, cores: usize) -> Vec<usize> {
     v.push(1); // the baseline
     v.sort_unstable();
     v.dedup();
-    v.retain(|&n| n > 0);
     v
 }
 

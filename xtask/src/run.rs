@@ -188,3 +188,33 @@ pub fn workspace_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     here.parent().map(Path::to_path_buf).unwrap_or(here)
 }
+
+/// Parses a count that must be at least 1 (threads, steps, rounds), for clap.
+pub fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_must_be_whole_and_positive() {
+        assert_eq!(at_least_one::<usize>("63"), Ok(63));
+        assert_eq!(at_least_one::<u64>("1"), Ok(1));
+        assert_eq!(
+            at_least_one::<usize>("0"),
+            Err("must be at least 1".to_string())
+        );
+        assert!(
+            at_least_one::<u64>("-3")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
+        assert!(at_least_one::<usize>("2.5").is_err());
+    }
+}

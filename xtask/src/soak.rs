@@ -8,8 +8,8 @@ use clap::Args;
 
 use crate::plot::{Chart, Series, line_chart};
 use crate::run::{
-    StepLine, build_cllm_train, clear_run_dir, cllm_train, measured_run_args, output_dir, quantile,
-    step_lines, workspace_root,
+    StepLine, at_least_one, build_cllm_train, clear_run_dir, cllm_train, measured_run_args,
+    output_dir, quantile, step_lines, workspace_root,
 };
 use crate::stamp::Stamp;
 
@@ -17,13 +17,13 @@ use crate::stamp::Stamp;
 #[derive(Args, Debug)]
 pub struct SoakArgs {
     /// Training steps.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = at_least_one::<u64>)]
     steps: u64,
     /// Preset.
     #[arg(long, default_value = "tiny")]
     preset: String,
     /// Worker threads; several may be given (e.g. 1,63), one run each.
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = at_least_one::<usize>)]
     threads: Vec<usize>,
     /// The step memory is compared against (default: 10% of --steps).
     #[arg(long)]

@@ -226,6 +226,9 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     }
     .validate()?;
     cfg.pin = req.train.pin;
+    if req.train.compute_workers == Some(0) {
+        return Err("--compute-workers must be at least 1".into());
+    }
     cfg.compute_workers = req
         .train
         .compute_workers

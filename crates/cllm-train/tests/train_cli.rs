@@ -492,6 +492,10 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
             &["--keep-checkpoints", "0"],
             "--keep-checkpoints must be at least 1",
         ),
+        (
+            &["--compute-workers", "0"],
+            "--compute-workers must be at least 1",
+        ),
     ] {
         let out = env.train(flags);
         assert_eq!(out.status.code(), Some(1), "{flags:?}");

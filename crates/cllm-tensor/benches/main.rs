@@ -11,6 +11,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use cllm_tensor::kernels::attention::{AttentionShape, attention_backward, attention_forward};
 use cllm_tensor::kernels::gelu::{gelu_backward, gelu_forward};
 use cllm_tensor::kernels::layernorm::{layernorm_backward, layernorm_forward};
 use cllm_tensor::kernels::matmul::{Backend, GemmSpec, matmul_with};
@@ -138,5 +139,58 @@ fn elementwise(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gemm, elementwise);
+/// Fused causal attention, forward and backward, on the shapes of one layer of the `tiny` preset
+/// (B = 2 sequences per worker, T = 32, C = 32, 4 heads of 8) and of nanoGPT-cpu (B = 12,
+/// T = 64, C = 128, 4 heads of 32). Throughput in (batch, head) pairs per second.
+fn attention(c: &mut Criterion) {
+    let mut group = c.benchmark_group("attention");
+    group.warm_up_time(Duration::from_millis(300));
+    group.measurement_time(Duration::from_secs(1));
+    group.sample_size(20);
+    let shapes = [
+        (
+            "tiny",
+            AttentionShape {
+                b: 2,
+                t: 32,
+                c: 32,
+                nh: 4,
+            },
+        ),
+        (
+            "nanogpt-cpu",
+            AttentionShape {
+                b: 12,
+                t: 64,
+                c: 128,
+                nh: 4,
+            },
+        ),
+    ];
+    for (name, shape) in shapes {
+        let qkv = operand(shape.b * shape.t, 3 * shape.c);
+        let dout = operand(shape.b * shape.t, shape.c);
+        let (mut out, mut probs) = (vec![0.0; shape.out_len()], vec![0.0; shape.probs_len()]);
+        let (mut dqkv, mut scratch) = (vec![0.0; qkv.len()], vec![0.0; shape.scratch_len()]);
+        group.throughput(Throughput::Elements((shape.b * shape.nh) as u64));
+        group.bench_function(format!("forward {name}"), |b| {
+            b.iter(|| attention_forward(&mut out, &mut probs, black_box(&qkv), shape))
+        });
+        group.bench_function(format!("backward {name}"), |b| {
+            b.iter(|| {
+                attention_backward(
+                    &mut dqkv,
+                    &mut scratch,
+                    black_box(&dout),
+                    &qkv,
+                    &probs,
+                    shape,
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gemm, elementwise, attention);
 criterion_main!(benches);

@@ -15,6 +15,7 @@
 use std::ops::Range;
 
 use super::matmul::{GemmSpec, matmul};
+
 use super::softmax::{Mask, softmax_backward, softmax_forward};
 
 /// Rows per causal block (see the module docs).
@@ -256,18 +257,26 @@ mod tests {
         out
     }
 
+    /// Head sizes 4, 32, 8 and 16, with T below, at and above a causal block ([`BLOCK`]) and
+    /// above two, not multiples of 8.
+    fn shapes() -> Vec<AttentionShape> {
+        let mut v = Vec::new();
+        for (c, nh) in [(12, 3), (64, 2), (32, 4), (48, 3)] {
+            for t in [5, 33, 70] {
+                v.push(AttentionShape { b: 2, t, c, nh });
+            }
+        }
+        v
+    }
+
     #[test]
     fn matches_reference() {
-        let s = AttentionShape {
-            b: 2,
-            t: 5,
-            c: 12,
-            nh: 3,
-        };
-        let qkv = random_vec(s.qkv_len(), 9);
-        let mut out = vec![0.0; s.out_len()];
-        let mut probs = vec![f32::NAN; s.probs_len()];
-        attention_forward(&mut out, &mut probs, &qkv, s);
-        assert_close(&out, &reference(&qkv, s), 1e-5, "attention forward");
+        for s in shapes() {
+            let qkv = random_vec(s.qkv_len(), 9);
+            let mut out = vec![0.0; s.out_len()];
+            let mut probs = vec![f32::NAN; s.probs_len()];
+            attention_forward(&mut out, &mut probs, &qkv, s);
+            assert_close(&out, &reference(&qkv, s), 1e-5, &format!("forward {s:?}"));
+        }
     }
 }

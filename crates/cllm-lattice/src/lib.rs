@@ -11,6 +11,9 @@
 //!   buffer), reduce (worker `k` sums segment `k` of every written gradient buffer: disjoint,
 //!   cache-line aligned, no locks, no atomics on data), update (worker `k` applies the
 //!   optimizer to segment `k` of the weights and of the sharded optimizer state).
+//! * **Computing workers and reducers**: [`LatticeConfig::compute_workers`] workers compute
+//!   and evaluate; the rest only reduce and update their segments and sleep while the others
+//!   compute ([`Ctx::computing`] tells a worker how many compute).
 //! * **Barriers** are a combining tree with fan-in 12 that spins briefly and then sleeps.
 //! * **Faults**: a panic in a worker is caught, every thread finishes the round, and Node Zero
 //!   gets a [`Fault`] naming the worker, step and message; the lattice then stops.

@@ -12,7 +12,7 @@ use crate::batches::{Batches, RandomStream};
 use crate::config::{DEFAULT_SEED, RunConfig, default_rng, fixed_flags_given, resolve_hyper};
 use crate::data_args::DataArgs;
 use crate::engine::{EngineOptions, InjectedPanic, LatticeEngine};
-use crate::memory_check::{self, MemoryEstimate};
+use crate::memory_check;
 use crate::metrics::{EvalLine, MetricsWriter, PhaseMs, RssSampler, StepLine};
 use crate::prepare_cmd::prepare_corpus;
 use crate::run_stats::{HEAP_GROWTH_WARNING, RunStats};
@@ -267,8 +267,12 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     }
     let gpt = Gpt::new(cfg.model)?;
     // Before anything the size of the batch is allocated.
-    MemoryEstimate::new(&gpt, cfg.hyper.batch_size, cfg.compute_workers)
-        .check(memory_check::available_bytes())?;
+    memory_check::check_run(
+        &gpt,
+        cfg.hyper.batch_size,
+        cfg.compute_workers,
+        memory_check::available_bytes(),
+    )?;
     let start_step = resume.as_ref().map_or(0, |r| r.ck.state.step);
     if start_step > cfg.hyper.max_steps {
         return Err(format!(

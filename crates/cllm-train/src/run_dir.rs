@@ -41,6 +41,35 @@ pub fn claim(base: &Path) -> Result<PathBuf, String> {
     unreachable!("u32 suffixes exhausted")
 }
 
+/// An exclusive OS lock on `RUN_DIR/.lock`, held while a process writes a run: a second
+/// `cllm-train` writing the same directory (another run given the same `--out` at the same
+/// time, or a `--resume` of a run still going) would truncate its metrics and mix checkpoints.
+/// Released when dropped, or by the OS when the process ends however it ends.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Takes the [`RunLock`] of `dir` (which must exist), or says who holds it.
+pub fn lock(dir: &Path) -> Result<RunLock, String> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(RunLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "{}: another cllm-train is writing this run now; wait for it to end, or choose \
+             another --out",
+            dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
 /// What `dir` already holds of a training run (`config.json`, `metrics.jsonl`, checkpoints), in
 /// words, or `None` if it holds none of them (absent, empty, or only a `--prepare-only` summary).
 pub fn existing_run(dir: &Path) -> Option<String> {
@@ -188,6 +217,16 @@ mod tests {
             check_writable(&dir, Some(tmp.path())).is_err(),
             "another run"
         );
+    }
+
+    #[test]
+    fn a_run_directory_has_one_writer_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = lock(tmp.path()).unwrap();
+        let e = lock(tmp.path()).unwrap_err();
+        assert!(e.contains("another cllm-train is writing this run"), "{e}");
+        drop(first);
+        lock(tmp.path()).expect("free again once the holder is gone");
     }
 
     #[test]

@@ -316,6 +316,8 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     };
     std::fs::create_dir_all(run_dir.join("checkpoints"))
         .map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    // Held until this function returns, training included.
+    let _lock = run_dir::lock(&run_dir)?;
     prepared
         .write_run_files(&run_dir)
         .map_err(|e| e.to_string())?;

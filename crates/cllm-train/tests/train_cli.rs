@@ -584,21 +584,39 @@ fn stop_signal_checkpoints_and_exits_zero(sig: &str) {
             "100000",
             "--eval-iters",
             "1",
+            "--checkpoint-every",
+            "100",
         ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until training is under way, then send SIGINT as a terminal would.
+    // Wait until training is under way (a checkpoint written), then send the signal as a
+    // terminal (or `kill`) would.
     let started = Instant::now();
-    while !run.join("metrics.jsonl").is_file()
-        || fs::metadata(run.join("metrics.jsonl")).unwrap().len() < 2000
-    {
+    while cllm_model::checkpoint::latest(&run.join("checkpoints")).is_none() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "training did not start"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Meanwhile nobody else may write this run: a resume of it is refused while it goes on.
+    // (A few steps past its checkpoint, so that without the lock the resume would finish and
+    // the test fail rather than hang.)
+    let ck = cllm_model::checkpoint::latest(&run.join("checkpoints")).unwrap();
+    let past = cllm_model::checkpoint::load(&ck).unwrap().state.step + 5;
+    let second = env.train(&[
+        "--resume",
+        run.to_str().unwrap(),
+        "--max-steps",
+        &past.to_string(),
+    ]);
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("another cllm-train is writing this run"),
+        "{}",
+        stderr(&second)
+    );
     let out = signal(child, sig);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");

@@ -171,13 +171,6 @@ pub struct Ticket {
     released: bool,
 }
 
-impl Ticket {
-    /// Whether this arrival completed the round (and released the waiters).
-    pub fn released(&self) -> bool {
-        self.released
-    }
-}
-
 /// Sleeping on the generation word with a futex.
 #[cfg(not(loom))]
 struct Sleep {

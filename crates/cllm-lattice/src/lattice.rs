@@ -615,7 +615,7 @@ fn train_round<W: Worker<S>, const S: usize>(
 
     // Phase 1, compute: worker k writes only grads[k] (and its own report cells).
     if computes {
-        compute_phase(shared, worker.as_deref_mut(), ctx, k, &mut times);
+        compute_phase(shared, worker.as_deref_mut(), ctx, k, opened, &mut times);
     }
 
     // Phase 2, reduce: worker k sums segment k of every written gradient buffer into the first
@@ -690,12 +690,10 @@ fn compute_phase<W: Worker<S>, const S: usize>(
     worker: Option<&mut W>,
     ctx: &Ctx,
     k: usize,
+    opened: Instant,
     times: &mut WorkerTimes,
 ) {
     let len = shared.weights.len();
-    // SAFETY: written by Node Zero before A; no writer until C.
-    let opened = unsafe { *shared.opened.get() };
-    let since = |t: Instant| t.duration_since(opened).as_secs_f64();
     let span = tracing::debug_span!("compute", step = ctx.step + 1).entered();
     let t0 = Instant::now();
     let mut c = Contribution::NONE;
@@ -719,7 +717,7 @@ fn compute_phase<W: Worker<S>, const S: usize>(
     unsafe { *shared.contributions[k].get_mut() = c };
     times.compute = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    times.compute_end = since(t1);
+    times.compute_end = t1.duration_since(opened).as_secs_f64();
     drop(span);
     tracing::debug_span!("wait.compute").in_scope(|| shared.inner.wait(k)); // B1
     times.wait_compute = t1.elapsed().as_secs_f64();

@@ -96,17 +96,7 @@ impl GptWorker {
     /// A replica whose tape is already grown to the size of its share of a `batch_size`
     /// batch (so no step allocates and the memory report at start-up is exact).
     fn new(shared: &EngineShared, id: WorkerId) -> Self {
-        let mut tape = Tape::new();
-        let rows = shared.share(id.index()).len();
-        if rows > 0 {
-            let t = shared.gpt.cfg.seq_len;
-            let tokens = vec![0u32; rows * t];
-            let mut grads = shared.gpt.params.layout.zeros();
-            let weights = shared.gpt.params.layout.zeros();
-            shared
-                .gpt
-                .loss_and_grad(&mut tape, &weights, &tokens, &tokens, t, 1.0, &mut grads);
-        }
+        let tape = recorded_tape(&shared.gpt, shared.share(id.index()).len());
         shared.tape_bytes[id.index()].store(tape.stats().capacity_bytes, Ordering::Relaxed);
         GptWorker {
             gpt: shared.gpt.clone(),
@@ -200,6 +190,20 @@ impl Worker<2> for GptWorker {
         };
         self.adamw.update(range, scalars, weights, grad, m, v);
     }
+}
+
+/// A tape that has recorded one training step of `rows` sequences (zero weights and tokens),
+/// so its buffers have the size such a step needs; an empty tape for 0 rows.
+pub fn recorded_tape(gpt: &Gpt, rows: usize) -> Tape {
+    let mut tape = Tape::new();
+    if rows > 0 {
+        let t = gpt.cfg.seq_len;
+        let tokens = vec![0u32; rows * t];
+        let weights = gpt.params.layout.zeros();
+        let mut grads = gpt.params.layout.zeros();
+        gpt.loss_and_grad(&mut tape, &weights, &tokens, &tokens, t, 1.0, &mut grads);
+    }
+    tape
 }
 
 /// What every replica is built from.

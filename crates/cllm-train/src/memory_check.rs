@@ -9,8 +9,9 @@
 //! large freed block taught it: measured, the nanoGPT-cpu run's RSS rose from 85 to 133 MiB),
 //! so [`check_run`] takes it only when the bound comes near the memory available.
 
-use cllm_autograd::Tape;
 use cllm_model::{Gpt, GptConfig};
+
+use crate::engine::recorded_tape;
 
 /// What a run will make resident, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,24 +29,16 @@ impl MemoryEstimate {
     /// per-token activations plus per-step parts such as the parameters' gradient slots);
     /// `a` and `b` come from recording one and two sequences.
     pub fn new(gpt: &Gpt, batch_size: usize, compute_workers: usize) -> Self {
-        let per_rows = |rows: usize| -> u64 {
-            let t = gpt.cfg.seq_len;
-            let tokens = vec![0u32; rows * t];
-            let weights = gpt.params.layout.zeros();
-            let mut grads = gpt.params.layout.zeros();
-            let mut tape = Tape::new();
-            gpt.loss_and_grad(&mut tape, &weights, &tokens, &tokens, t, 1.0, &mut grads);
-            tape.stats().len_bytes as u64
-        };
+        let per_rows = |rows| recorded_tape(gpt, rows).stats().len_bytes as u64;
         let (one, two) = (per_rows(1), per_rows(2));
         let per_sequence = two.saturating_sub(one);
-        let fixed = one.saturating_sub(per_sequence);
-        let active = compute_workers.min(batch_size) as u64;
-        let f = (gpt.params.layout.len() * std::mem::size_of::<f32>()) as u64;
-        MemoryEstimate {
-            buffers: 3 * f + active * f,
-            activations: active * fixed + batch_size as u64 * per_sequence,
-        }
+        let param_bytes = (gpt.params.layout.len() * std::mem::size_of::<f32>()) as u64;
+        Self::of(
+            param_bytes,
+            (batch_size, compute_workers),
+            one.saturating_sub(per_sequence),
+            per_sequence,
+        )
     }
 
     /// An upper bound from the shape alone, allocating nothing: per token and layer, 64 floats
@@ -62,11 +55,27 @@ impl MemoryEstimate {
             cfg.vocab_size as u64,
         );
         let per_sequence = 4 * t * (l * (64 * c + 4 * nh * t) + 8 * v + 16 * c);
-        let f = 4 * cfg.num_params() as u64;
+        let param_bytes = 4 * cfg.num_params() as u64;
+        Self::of(
+            param_bytes,
+            (batch_size, compute_workers),
+            param_bytes,
+            per_sequence,
+        )
+    }
+
+    /// Weights, two moments and one gradient per computing worker of `param_bytes` each;
+    /// `per_worker` tape bytes for each computing worker and `per_sequence` for each sequence.
+    fn of(
+        param_bytes: u64,
+        (batch_size, compute_workers): (usize, usize),
+        per_worker: u64,
+        per_sequence: u64,
+    ) -> Self {
         let active = compute_workers.min(batch_size) as u64;
         MemoryEstimate {
-            buffers: 3 * f + active * f,
-            activations: active * 4 * f + batch_size as u64 * per_sequence,
+            buffers: (3 + active) * param_bytes,
+            activations: active * per_worker + batch_size as u64 * per_sequence,
         }
     }
 
@@ -182,11 +191,10 @@ mod tests {
         let gpt = Gpt::new(cfg).unwrap();
         // One worker recording 5 sequences writes what the estimate says.
         let est = MemoryEstimate::new(&gpt, 5, 1);
-        let tokens = vec![0u32; 5 * 16];
-        let (w, mut g) = (gpt.params.layout.zeros(), gpt.params.layout.zeros());
-        let mut tape = Tape::new();
-        gpt.loss_and_grad(&mut tape, &w, &tokens, &tokens, 16, 1.0, &mut g);
-        assert_eq!(est.activations, tape.stats().len_bytes as u64);
+        assert_eq!(
+            est.activations,
+            recorded_tape(&gpt, 5).stats().len_bytes as u64
+        );
         // Per-sequence parts grow with the batch, per-worker parts with the workers.
         let big = MemoryEstimate::new(&gpt, 5000, 1);
         assert!(

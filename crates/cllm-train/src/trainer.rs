@@ -710,7 +710,7 @@ impl Trainer {
             })
             .collect();
         steps.sort();
-        let keep = self.cfg.keep_checkpoints.max(1);
+        let keep = self.cfg.keep_checkpoints; // at least 1, checked at start-up
         if steps.len() > keep {
             for (_, p) in &steps[..steps.len() - keep] {
                 let _ = std::fs::remove_dir_all(p);

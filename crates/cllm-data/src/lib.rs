@@ -28,7 +28,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod cache;
 pub mod checksum;
+mod encoder;
 mod error;
 pub mod fetch;
 mod prepare;

@@ -4,7 +4,8 @@
 //!
 //! A prepared directory `<cache>/prepared/<name>-<key>/` holds `train.bin`, `val.bin`,
 //! `tokenizer.json` and `dataset.json`. It is built in a sibling temporary directory and
-//! renamed into place only when complete, so a failure leaves nothing half-written.
+//! renamed into place only when complete, so a failure leaves nothing half-written (`cache.rs`:
+//! the build-and-rename, the per-preparation lock, reuse; `encoder.rs`: the parallel encoder).
 //!
 //! Memory: one source file at a time is in memory (at most [`PrepareOptions::max_file_bytes`],
 //! 64 MiB by default; a SQuAD file needs about three times its size while parsed), plus
@@ -19,7 +20,9 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use crate::cache::{PrepareLock, build_into, remove_leftovers, reuse};
 use crate::checksum::{Expected, hex, sha256_hex};
+use crate::encoder::Encoder;
 use crate::error::{DataError, Result};
 use crate::fetch::DataDirs;
 use crate::registry::{self, Format, Resolved};
@@ -127,7 +130,7 @@ impl Split {
         }
     }
 
-    fn file_name(self) -> &'static str {
+    pub(crate) fn file_name(self) -> &'static str {
         match self {
             Split::Train => "train.bin",
             Split::Val => "val.bin",
@@ -406,127 +409,6 @@ pub fn prepare(opts: &PrepareOptions, progress: &mut dyn FnMut(&str)) -> Result<
     Ok(prepared)
 }
 
-/// Runs `build` on a temporary sibling of `dir`, then renames it into place, so `dir` is either
-/// absent, an earlier (stale or damaged) preparation, or complete. Callers hold the
-/// [`PrepareLock`] for `dir`.
-fn build_into(dir: &Path, build: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-    let name = name.unwrap_or_default();
-    let tmp = dir.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir_all(&tmp).map_err(|e| DataError::io(&tmp, "creating", e))?;
-    if let Err(e) = build(&tmp) {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    // A stale preparation is moved aside rather than deleted in place: a process that opened
-    // its files before it went stale keeps reading them.
-    let aside = dir.with_file_name(format!(".{name}.stale-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&aside); // left by a crash of an earlier process with our pid
-    let moved_aside = fs::rename(dir, &aside).is_ok();
-    let renamed = fs::rename(&tmp, dir);
-    if moved_aside {
-        let _ = fs::remove_dir_all(&aside);
-    }
-    renamed.map_err(|e| {
-        let _ = fs::remove_dir_all(&tmp);
-        DataError::io(dir, "renaming into", e)
-    })
-}
-
-/// An exclusive advisory lock on `<cache>/locks/<name>.lock`, held while one process
-/// checks for, builds and publishes a preparation, so that concurrent runs on the same inputs
-/// (say, one per seed) prepare once and share the result instead of racing on the rename.
-/// Released when dropped (or when the process dies: the kernel drops `flock` locks with the
-/// file descriptor). On a file system without locks, preparation goes on unlocked.
-struct PrepareLock(Option<fs::File>);
-
-impl PrepareLock {
-    /// Waits for and takes the lock for the preparation called `name`, reporting the wait.
-    /// Lock files live in their own directory and are never deleted: deleting one that another
-    /// process is waiting on would let a third lock a fresh file beside it.
-    fn acquire(dir: &Path, name: &str, progress: &mut dyn FnMut(&str)) -> Result<Self> {
-        fs::create_dir_all(dir).map_err(|e| DataError::io(dir, "creating", e))?;
-        let path = dir.join(format!("{name}.lock"));
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| DataError::io(&path, "opening", e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(PrepareLock(Some(file))),
-            Err(fs::TryLockError::WouldBlock) => {
-                progress(&format!(
-                    "waiting for another process preparing the same corpus (lock {})",
-                    path.display()
-                ));
-                file.lock()
-                    .map_err(|e| DataError::io(&path, "locking", e))?;
-                Ok(PrepareLock(Some(file)))
-            }
-            Err(fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
-                Ok(PrepareLock(None))
-            }
-            Err(fs::TryLockError::Error(e)) => Err(DataError::io(&path, "locking", e)),
-        }
-    }
-
-    /// Whether the lock is really held (false on a file system without locks).
-    fn held(&self) -> bool {
-        self.0.is_some()
-    }
-}
-
-/// Removes the temporary and set-aside directories of earlier preparations of `name` that
-/// never finished (a crash, a kill, Ctrl-C during preparation). Only called with the lock for
-/// `name` held, so no living process is using them.
-fn remove_leftovers(root: &Path, name: &str) {
-    let (tmp, stale) = (format!(".{name}.tmp-"), format!(".{name}.stale-"));
-    let Ok(entries) = fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let file_name = file_name.to_string_lossy();
-        if file_name.starts_with(&tmp) || file_name.starts_with(&stale) {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-impl Drop for PrepareLock {
-    fn drop(&mut self) {
-        if let Some(f) = &self.0 {
-            let _ = f.unlock();
-        }
-    }
-}
-
-/// The earlier preparation in `dir`, if complete and made from inputs with this fingerprint.
-fn reuse(dir: &Path, fingerprint: &str) -> Option<Prepared> {
-    let summary = DatasetSummary::load(&dir.join("dataset.json")).ok()?;
-    if summary.prepared_version != PREPARED_VERSION || summary.inputs_fingerprint != fingerprint {
-        return None;
-    }
-    let tokenizer = Tokenizer::load(&dir.join("tokenizer.json")).ok()?;
-    if tokenizer.fingerprint().ok()? != summary.tokenizer_sha256 {
-        return None;
-    }
-    let ok = |split: Split, n: u64| {
-        ShardReader::open(&dir.join(split.file_name())).is_ok_and(|r| r.len() == n)
-    };
-    if !ok(Split::Train, summary.train_tokens) || !ok(Split::Val, summary.val_tokens) {
-        return None;
-    }
-    Some(Prepared {
-        dir: dir.to_path_buf(),
-        summary,
-        tokenizer,
-        reused: true,
-    })
-}
-
 /// Running tallies of the read phase.
 struct Tally {
     files_seen: u64,
@@ -581,114 +463,6 @@ impl Tally {
             .filter(|&b| self.ascii[b as usize])
             .map(char::from);
         ascii.chain(self.other_chars.iter().copied())
-    }
-}
-
-/// Encodes text pieces in order, in parallel batches: pieces are queued with their split, and a
-/// flush encodes the queue on all cores and appends the ids to each split's shard in queue
-/// order. Memory is bounded by the batch size ([`Encoder::BYTES_PER_THREAD`] per thread, and
-/// four bytes per id of it once encoded).
-struct Encoder<'t> {
-    tokenizer: &'t Tokenizer,
-    sep: Vec<u32>,
-    /// (split, text); `None` text stands for the document separator.
-    queue: Vec<(DocSplit, Option<String>)>,
-    queued_bytes: usize,
-    /// Whether each split (train, val, auto) has received a document yet.
-    started: [bool; 3],
-    threads: usize,
-}
-
-impl<'t> Encoder<'t> {
-    const BYTES_PER_THREAD: usize = 1 << 20;
-
-    fn new(tokenizer: &'t Tokenizer, sep: Vec<u32>) -> Self {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(32);
-        Encoder {
-            tokenizer,
-            sep,
-            queue: Vec::new(),
-            queued_bytes: 0,
-            started: [false; 3],
-            threads,
-        }
-    }
-
-    fn slot(split: DocSplit) -> usize {
-        match split {
-            DocSplit::Train => 0,
-            DocSplit::Val => 1,
-            DocSplit::Auto => 2,
-        }
-    }
-
-    /// Queues the separator if this split already has a document.
-    fn start_document(&mut self, split: DocSplit) {
-        let started = &mut self.started[Self::slot(split)];
-        if *started {
-            self.queue.push((split, None));
-        }
-        *started = true;
-    }
-
-    fn push(&mut self, split: DocSplit, text: &str) {
-        self.queued_bytes += text.len();
-        self.queue.push((split, Some(text.to_string())));
-    }
-
-    fn is_full(&self) -> bool {
-        self.queued_bytes >= Self::BYTES_PER_THREAD * self.threads
-    }
-
-    fn flush(
-        &mut self,
-        train: &mut ShardWriter,
-        val: &mut ShardWriter,
-        mut auto: Option<&mut ShardWriter>,
-    ) -> Result<()> {
-        let queue = std::mem::take(&mut self.queue);
-        self.queued_bytes = 0;
-        let per_thread = queue.len().div_ceil(self.threads).max(1);
-        let tokenizer = self.tokenizer;
-        let encoded: Vec<Result<Vec<Vec<u32>>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = queue
-                .chunks(per_thread)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(_, text)| {
-                                let mut ids = Vec::new();
-                                if let Some(text) = text {
-                                    tokenizer.encode(text, &mut ids)?;
-                                }
-                                Ok(ids)
-                            })
-                            .collect()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("encoding threads do not panic"))
-                .collect()
-        });
-        let mut items = queue.iter();
-        for part in encoded {
-            for ids in part? {
-                let (split, text) = items.next().expect("one result per queued piece");
-                let out = match split {
-                    DocSplit::Train => &mut *train,
-                    DocSplit::Val => &mut *val,
-                    DocSplit::Auto => auto
-                        .as_deref_mut()
-                        .expect("created when any document is auto"),
-                };
-                out.push(if text.is_some() { &ids } else { &self.sep })?;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -167,33 +167,13 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         .map(|arg| load_resume(&req, arg))
         .transpose()?;
     let (mut cfg, run_dir) = match &resume {
-        Some(r) => {
-            let mut cfg = r.cfg.clone();
-            if let Some(n) = req.train.max_steps {
-                cfg.hyper.max_steps = n;
-                cfg.hyper.lr_decay_steps = n;
-            }
-            if req.train.eval_only {
-                cfg.hyper.eval_iters = req.train.eval_iters.unwrap_or(cfg.hyper.eval_iters);
-            }
-            cfg.checkpoint_every = req.train.checkpoint_every.unwrap_or(cfg.checkpoint_every);
-            cfg.keep_checkpoints = req.train.keep_checkpoints.unwrap_or(cfg.keep_checkpoints);
-            // Data may live elsewhere on this machine; its content is checked below.
-            if req.data.data_dir.is_some() {
-                cfg.data.data_dir = req.data.data_dir.clone();
-            }
-            if req.data.cache_dir.is_some() {
-                cfg.data.cache_dir = req.data.cache_dir.clone();
-            }
-            (cfg, req.out.clone().unwrap_or_else(|| r.run_dir.clone()))
-        }
+        Some(r) => resumed_config(r, &req),
         None => {
             let cfg = fresh_config(&req)?;
+            let dir = req.out.clone();
             (
                 cfg,
-                req.out
-                    .clone()
-                    .unwrap_or_else(|| run_dir::default_run_dir(&label_of(&req))),
+                dir.unwrap_or_else(|| run_dir::default_run_dir(&label_of(&req))),
             )
         }
     };
@@ -208,34 +188,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     if cfg.keep_checkpoints == 0 {
         return Err("--keep-checkpoints must be at least 1".into());
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cfg.threads = req
-        .train
-        .threads
-        .unwrap_or(if resume.is_some() && cfg.threads > 0 {
-            cfg.threads
-        } else {
-            cores
-        });
-    cllm_lattice::LatticeConfig::check_threads(cfg.threads).map_err(|e| e.to_string())?;
-    // A shape that cannot work is refused before the data is prepared (which can take a
-    // minute on a large corpus); the vocabulary is known only then, so any positive one stands in.
-    GptConfig {
-        vocab_size: cfg.model.vocab_size.max(1),
-        ..cfg.model
-    }
-    .validate()?;
-    cfg.pin = req.train.pin;
-    if req.train.compute_workers == Some(0) {
-        return Err("--compute-workers must be at least 1".into());
-    }
-    cfg.compute_workers = req
-        .train
-        .compute_workers
-        .unwrap_or_else(|| {
-            crate::engine::default_compute_workers(cfg.threads, cores, cfg.hyper.batch_size)
-        })
-        .clamp(1, cfg.threads.max(1));
+    settle_parallelism(&mut cfg, &req, resume.is_some())?;
 
     // The data.
     let prepared = prepare_corpus(
@@ -314,18 +267,95 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     } else {
         run_dir
     };
+    // Held until this function returns, training included.
+    let (_lock, metrics) = open_run_dir(&run_dir, &cfg, &prepared, start_step)?;
+    announce(&cfg, &engine);
+    if start_step > 0 {
+        eprintln!("resuming at step {start_step} of {}", cfg.hyper.max_steps);
+    }
+    let mut trainer = Trainer::new(cfg, run_dir, &prepared, engine, metrics)?;
+    trainer.log_every = req.train.log_every;
+    trainer.stop_after = req.train.stop_after_steps;
+    trainer.train(start_step, stop)
+}
+
+/// The config of a resumed run: the checkpoint's, with what may change between sessions
+/// (steps, eval iterations for `--eval-only`, checkpoint cadence, where the data lives) taken
+/// from the command line; and the run directory to go on in.
+fn resumed_config(r: &Resume, req: &Request) -> (RunConfig, PathBuf) {
+    let mut cfg = r.cfg.clone();
+    if let Some(n) = req.train.max_steps {
+        cfg.hyper.max_steps = n;
+        cfg.hyper.lr_decay_steps = n;
+    }
+    if req.train.eval_only {
+        cfg.hyper.eval_iters = req.train.eval_iters.unwrap_or(cfg.hyper.eval_iters);
+    }
+    cfg.checkpoint_every = req.train.checkpoint_every.unwrap_or(cfg.checkpoint_every);
+    cfg.keep_checkpoints = req.train.keep_checkpoints.unwrap_or(cfg.keep_checkpoints);
+    // Data may live elsewhere on this machine; its content is checked after preparation.
+    if req.data.data_dir.is_some() {
+        cfg.data.data_dir = req.data.data_dir.clone();
+    }
+    if req.data.cache_dir.is_some() {
+        cfg.data.cache_dir = req.data.cache_dir.clone();
+    }
+    (cfg, req.out.clone().unwrap_or_else(|| r.run_dir.clone()))
+}
+
+/// Threads, computing workers and pinning; and the model's shape checked, all before the data
+/// is prepared (which can take a minute on a large corpus).
+fn settle_parallelism(cfg: &mut RunConfig, req: &Request, resumed: bool) -> Result<(), String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cfg.threads = req.train.threads.unwrap_or(if resumed && cfg.threads > 0 {
+        cfg.threads
+    } else {
+        cores
+    });
+    cllm_lattice::LatticeConfig::check_threads(cfg.threads).map_err(|e| e.to_string())?;
+    // The vocabulary is known only after preparation, so any positive one stands in.
+    GptConfig {
+        vocab_size: cfg.model.vocab_size.max(1),
+        ..cfg.model
+    }
+    .validate()?;
+    cfg.pin = req.train.pin;
+    if req.train.compute_workers == Some(0) {
+        return Err("--compute-workers must be at least 1".into());
+    }
+    cfg.compute_workers = req
+        .train
+        .compute_workers
+        .unwrap_or_else(|| {
+            crate::engine::default_compute_workers(cfg.threads, cores, cfg.hyper.batch_size)
+        })
+        .clamp(1, cfg.threads.max(1));
+    Ok(())
+}
+
+/// Creates and locks the run directory and writes what a run starts with: the data's and the
+/// tokenizer's descriptions, `config.json`, and `metrics.jsonl` (truncated to `start_step`).
+fn open_run_dir(
+    run_dir: &Path,
+    cfg: &RunConfig,
+    prepared: &Prepared,
+    start_step: u64,
+) -> Result<(run_dir::RunLock, MetricsWriter), String> {
     std::fs::create_dir_all(run_dir.join("checkpoints"))
         .map_err(|e| format!("{}: {e}", run_dir.display()))?;
-    // Held until this function returns, training included.
-    let _lock = run_dir::lock(&run_dir)?;
+    let lock = run_dir::lock(run_dir)?;
     prepared
-        .write_run_files(&run_dir)
+        .write_run_files(run_dir)
         .map_err(|e| e.to_string())?;
-    let cfg_json = serde_json::to_string_pretty(&cfg).expect("config serialises");
+    let cfg_json = serde_json::to_string_pretty(cfg).expect("config serialises");
     cllm_data::write_atomic(&run_dir.join("config.json"), cfg_json.as_bytes())
         .map_err(|e| e.to_string())?;
     let metrics = MetricsWriter::open(&run_dir.join("metrics.jsonl"), start_step)?;
+    Ok((lock, metrics))
+}
 
+/// The start-up lines: the model, the lattice's shape and placement, the memory breakdown.
+fn announce(cfg: &RunConfig, engine: &LatticeEngine) {
     eprintln!(
         "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens; \
          seed {} on the {} random stream",
@@ -356,13 +386,6 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
             mem.computing_workers, mem.workers, mem.workers
         );
     }
-    if start_step > 0 {
-        eprintln!("resuming at step {start_step} of {}", cfg.hyper.max_steps);
-    }
-    let mut trainer = Trainer::new(cfg, run_dir, &prepared, engine, metrics)?;
-    trainer.log_every = req.train.log_every;
-    trainer.stop_after = req.train.stop_after_steps;
-    trainer.train(start_step, stop)
 }
 
 /// `--eval-only`: the losses of a checkpoint on the batches the run's own evaluation at that

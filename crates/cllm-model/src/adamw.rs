@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use multiversion::multiversion;
+
 use crate::{GptParams, TrainHyper};
 
 /// AdamW settings plus which ranges of the flat buffer are weight-decayed.
@@ -78,14 +80,22 @@ impl AdamW {
         while at < range.end {
             let (end, decayed) = self.run_at(at, range.end);
             let local = at - range.start..end - range.start;
-            let keep = if decayed { decay } else { 1.0 };
-            for i in local {
-                let grad = g[i] * s.grad_scale;
-                m[i] = b1 * m[i] + (1.0 - b1) * grad;
-                v[i] = b2 * v[i] + (1.0 - b2) * grad * grad;
-                let denom = v[i].sqrt() * inv_sqrt_bc2 + self.eps;
-                w[i] = w[i] * keep - step_size * m[i] / denom;
-            }
+            let c = RunCoefficients {
+                b1,
+                b2,
+                grad_scale: s.grad_scale,
+                step_size,
+                inv_sqrt_bc2,
+                eps: self.eps,
+                keep: if decayed { decay } else { 1.0 },
+            };
+            update_run(
+                &mut w[local.clone()],
+                &g[local.clone()],
+                &mut m[local.clone()],
+                &mut v[local],
+                c,
+            );
             at = end;
         }
     }
@@ -100,6 +110,34 @@ impl AdamW {
             Some(r) => (r.start.min(limit), false),
             None => (limit, false),
         }
+    }
+}
+
+/// What one run of [`update_run`] needs: the step's AdamW coefficients, and `keep` (`1 - lr *
+/// weight_decay` on decayed parameters, 1 elsewhere).
+#[derive(Clone, Copy, Debug)]
+struct RunCoefficients {
+    b1: f32,
+    b2: f32,
+    grad_scale: f32,
+    step_size: f32,
+    inv_sqrt_bc2: f32,
+    eps: f32,
+    keep: f32,
+}
+
+/// The AdamW update of one run of parameters (equal slices), element by element; compiled for
+/// AVX2 too and chosen at run time (see `cllm_tensor::kernels` on multiversioning).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn update_run(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: RunCoefficients) {
+    let n = w.len();
+    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let grad = g[i] * c.grad_scale;
+        m[i] = c.b1 * m[i] + (1.0 - c.b1) * grad;
+        v[i] = c.b2 * v[i] + (1.0 - c.b2) * grad * grad;
+        let denom = v[i].sqrt() * c.inv_sqrt_bc2 + c.eps;
+        w[i] = w[i] * c.keep - c.step_size * m[i] / denom;
     }
 }
 

@@ -2,6 +2,8 @@
 //!
 //! Shapes: `logits[N, V]`, `targets[N]` (ids below `V`), `probs[N, V]`, `losses[N]`.
 
+use multiversion::multiversion;
+
 use super::softmax::softmax_row;
 
 /// Writes `probs = softmax(logits)` and `losses[i] = -log probs[i, targets[i]]`; returns the mean
@@ -10,6 +12,7 @@ use super::softmax::softmax_row;
 ///
 /// # Panics
 /// If a target id is not below `V` or the slices disagree on `N` or `V`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn cross_entropy_forward(
     probs: &mut [f32],
     losses: &mut [f32],
@@ -41,6 +44,7 @@ pub fn cross_entropy_forward(
 
 /// `dlogits += (probs - onehot(targets)) * dloss / N`: the gradient of the *mean* loss scaled
 /// by `dloss`. Shapes: `dlogits[N, V]`, `probs[N, V]`, `targets[N]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn cross_entropy_backward(dlogits: &mut [f32], probs: &[f32], targets: &[u32], dloss: f32) {
     let n = targets.len();
     let v = probs.len() / n.max(1);

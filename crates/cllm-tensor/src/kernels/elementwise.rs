@@ -4,7 +4,10 @@
 //! Backward kernels *accumulate* (`+=`) into their gradient outputs, so a value used twice
 //! receives both contributions.
 
+use multiversion::multiversion;
+
 /// `out = a + b`. Shapes: all `[N]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn add_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
     assert_same_len(out.len(), a.len(), b.len());
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
@@ -13,12 +16,14 @@ pub fn add_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
 }
 
 /// `da += dout; db += dout`. Shapes: all `[N]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn add_backward(da: &mut [f32], db: &mut [f32], dout: &[f32]) {
     accumulate(da, dout);
     accumulate(db, dout);
 }
 
 /// `out = a * b`. Shapes: all `[N]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn mul_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
     assert_same_len(out.len(), a.len(), b.len());
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
@@ -27,6 +32,7 @@ pub fn mul_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
 }
 
 /// `da += dout * b; db += dout * a`. Shapes: all `[N]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn mul_backward(da: &mut [f32], db: &mut [f32], dout: &[f32], a: &[f32], b: &[f32]) {
     assert_same_len(da.len(), db.len(), dout.len());
     assert_same_len(dout.len(), a.len(), b.len());
@@ -37,6 +43,7 @@ pub fn mul_backward(da: &mut [f32], db: &mut [f32], dout: &[f32], a: &[f32], b: 
 }
 
 /// `out = s * x`. Shapes: `[N]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn scale_forward(out: &mut [f32], x: &[f32], s: f32) {
     assert_eq!(out.len(), x.len(), "scale: length mismatch");
     for (o, &v) in out.iter_mut().zip(x) {
@@ -45,6 +52,7 @@ pub fn scale_forward(out: &mut [f32], x: &[f32], s: f32) {
 }
 
 /// `dx += s * dout`. Shapes: `[N]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn scale_backward(dx: &mut [f32], dout: &[f32], s: f32) {
     assert_eq!(dx.len(), dout.len(), "scale: length mismatch");
     for (d, &g) in dx.iter_mut().zip(dout) {
@@ -53,6 +61,7 @@ pub fn scale_backward(dx: &mut [f32], dout: &[f32], s: f32) {
 }
 
 /// `dst += src`. Shapes: `[N]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn accumulate(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len(), "accumulate: length mismatch");
     for (d, &s) in dst.iter_mut().zip(src) {
@@ -61,6 +70,7 @@ pub fn accumulate(dst: &mut [f32], src: &[f32]) {
 }
 
 /// Adds `bias[C]` to every row of `x[N, C]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn add_bias_rows(x: &mut [f32], bias: &[f32]) {
     for row in x.chunks_exact_mut(bias.len()) {
         accumulate(row, bias);
@@ -68,6 +78,7 @@ pub fn add_bias_rows(x: &mut [f32], bias: &[f32]) {
 }
 
 /// `dbias[C] += sum over rows of dy[N, C]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn bias_backward(dbias: &mut [f32], dy: &[f32]) {
     for row in dy.chunks_exact(dbias.len()) {
         accumulate(dbias, row);

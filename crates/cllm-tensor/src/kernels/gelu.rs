@@ -5,12 +5,15 @@
 //!
 //! Shapes: every slice is `[N]` (any shape, flattened).
 
+use multiversion::multiversion;
+
 use super::math;
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const COEF: f32 = 0.044_715;
 
 /// `y = gelu(x)`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn gelu_forward(y: &mut [f32], x: &[f32]) {
     assert_eq!(x.len(), y.len(), "gelu: length mismatch");
     let mut yc = y.chunks_exact_mut(BLOCK);
@@ -51,6 +54,7 @@ fn sigmoid_2u_block(x: &[f32; BLOCK]) -> [f32; BLOCK] {
 
 /// The last, partial block (`tail.len() < BLOCK`) and its [`sigmoid_2u_block`], computed
 /// zero-padded (each element's result does not depend on its neighbours).
+#[inline(always)]
 fn padded_tail(tail: &[f32]) -> (&[f32], [f32; BLOCK]) {
     let mut xb = [0.0f32; BLOCK];
     xb[..tail.len()].copy_from_slice(tail);
@@ -58,6 +62,7 @@ fn padded_tail(tail: &[f32]) -> (&[f32], [f32; BLOCK]) {
 }
 
 /// `dx += gelu'(x) * dy`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) {
     assert!(
         dx.len() == x.len() && dy.len() == x.len(),

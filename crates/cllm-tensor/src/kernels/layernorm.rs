@@ -3,12 +3,15 @@
 //! Shapes: `x[N, C]`, `w[C]`, `b[C]` (optional), `y[N, C]`; the forward pass saves
 //! `mean[N]` and `rstd[N]` (reciprocal standard deviation) for the backward pass.
 
+use multiversion::multiversion;
+
 use super::math;
 
 /// The variance floor added before the square root, as in PyTorch and GPT-2.
 pub const EPS: f32 = 1e-5;
 
 /// `y = (x - mean) * rstd * w + b`, row by row; writes `mean` and `rstd`.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn layernorm_forward(
     y: &mut [f32],
     mean: &mut [f32],
@@ -49,6 +52,7 @@ pub fn layernorm_forward(
 /// Shapes: `dx[N, C]`, `dw[C]`, `db[C]`, `dy[N, C]`, `x[N, C]`, `w[C]`, `mean[N]`, `rstd[N]`.
 /// `dx` may be `None` when the input needs no gradient.
 #[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn layernorm_backward(
     mut dx: Option<&mut [f32]>,
     dw: &mut [f32],
@@ -84,7 +88,7 @@ pub fn layernorm_backward(
 
 /// `(sum dnorm, sum dnorm * norm)` over one row, accumulating `dw += dy * norm` on the way.
 /// Written as 8-wide chunks with lane accumulators so it vectorises (see `math`).
-#[inline]
+#[inline(always)]
 fn sums_and_dw(
     dw: &mut [f32],
     x: &[f32],

@@ -14,6 +14,8 @@
 //!   associative, so LLVM will not vectorise such a loop. Reductions go through [`sum`],
 //!   [`max`] and [`dot`], which keep [`LANES`] partial results.
 
+use multiversion::multiversion;
+
 /// `log2(e)`.
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// `ln 2` split in two so that `n * LN2_HI` is exact for the `n` that occur (Cody–Waite).
@@ -94,6 +96,7 @@ const EXP_BLOCK: usize = 32;
 
 /// [`exp`] of every element of `x`, in place, bit-identical to [`exp`]: whole blocks through
 /// [`exp_block`], the last partial block zero-padded.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn exp_slice(x: &mut [f32]) {
     let mut blocks = x.chunks_exact_mut(EXP_BLOCK);
     for b in &mut blocks {
@@ -120,7 +123,7 @@ pub const LANES: usize = 8;
 
 /// Sum of `x`, in [`LANES`] interleaved partial sums (vectorises; rounding differs from a
 /// left-to-right sum by a few ulp).
-#[inline]
+#[inline(always)]
 pub fn sum(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let chunks = x.chunks_exact(LANES);
@@ -134,7 +137,7 @@ pub fn sum(x: &[f32]) -> f32 {
 }
 
 /// Largest element of `x` (`-inf` for an empty slice; NaNs are ignored).
-#[inline]
+#[inline(always)]
 pub fn max(x: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = x.chunks_exact(LANES);
@@ -151,7 +154,7 @@ pub fn max(x: &[f32]) -> f32 {
 }
 
 /// Dot product of two equally long slices, in [`LANES`] partial sums.
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0.0f32; LANES];
@@ -172,6 +175,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Sum of squares of `x` in f64: f32 lanes within blocks of 1024, blocks added in f64, so long
 /// gradients keep their precision while the inner loop vectorises.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn sum_of_squares(x: &[f32]) -> f64 {
     x.chunks(1024).map(|block| dot(block, block) as f64).sum()
 }

@@ -5,6 +5,8 @@
 //! uses only its first `i + 1` entries: the rest are set to exactly zero by the forward pass and
 //! receive exactly zero gradient in the backward pass.
 
+use multiversion::multiversion;
+
 use super::math;
 
 /// Which entries of a row take part in the softmax.
@@ -45,6 +47,7 @@ impl Mask {
 /// dependency chain. Masked entries are set to `-inf` first, whose `exp` is exactly 0.
 /// (Running the maximum and the scaling over whole rows, masked entries included, measured
 /// slower: `cargo bench -p cllm-tensor --bench main -- attention`.)
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn softmax_forward(x: &mut [f32], cols: usize, mask: Mask) {
     mask.check(cols);
     for (r, row) in x.chunks_exact_mut(cols).enumerate() {
@@ -67,7 +70,7 @@ pub fn softmax_forward(x: &mut [f32], cols: usize, mask: Mask) {
 
 /// Softmax of one row in place, stable against large entries; returns the row's
 /// log-sum-exp (`ln sum_j e^{x_j}`, the softmax's normaliser), which cross-entropy needs.
-#[inline]
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn softmax_row(row: &mut [f32]) -> f32 {
     let max = math::max(row);
     for v in row.iter_mut() {
@@ -83,6 +86,7 @@ pub fn softmax_row(row: &mut [f32]) -> f32 {
 
 /// Backward of [`softmax_forward`], in place: `g` holds `dL/dy` on entry and `dL/dx` on exit,
 /// `dx = y * (dy - <dy, y>)` per row. Shapes: `g[R, cols]`, `y[R, cols]` (the forward output).
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn softmax_backward(g: &mut [f32], y: &[f32], cols: usize, mask: Mask) {
     mask.check(cols);
     assert_eq!(

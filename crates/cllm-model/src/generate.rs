@@ -6,6 +6,7 @@
 //! nanoGPT's `generate` does, amortised over `seq_len / 2` new tokens.
 
 use cllm_tensor::kernels::{gelu, layernorm, math, matmul::GemmSpec, matmul::matmul};
+use multiversion::multiversion;
 
 use crate::Gpt;
 
@@ -126,26 +127,17 @@ impl<'a> Generator<'a> {
             self.v[base..base + c].copy_from_slice(&self.qkv[2 * c..]);
             let scale = 1.0 / (hs as f32).sqrt();
             for h in 0..nh {
-                let q = &self.qkv[h * hs..(h + 1) * hs];
-                let scores = &mut self.scores[..=pos];
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let k = &self.k[l * t * c + j * c + h * hs..][..hs];
-                    *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
-                }
-                let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-                let mut sum = 0.0;
-                for s in scores.iter_mut() {
-                    *s = math::exp(*s - max);
-                    sum += *s;
-                }
-                let out = &mut self.att[h * hs..(h + 1) * hs];
-                out.fill(0.0);
-                for (j, &s) in scores.iter().enumerate() {
-                    let v = &self.v[l * t * c + j * c + h * hs..][..hs];
-                    for (o, &vv) in out.iter_mut().zip(v) {
-                        *o += s / sum * vv;
-                    }
-                }
+                // Head h's keys and values of positions 0..=pos: rows of `c` floats, `hs` used.
+                let cached = l * t * c + h * hs..l * t * c + pos * c + (h + 1) * hs;
+                attend_head(
+                    &self.qkv[h * hs..(h + 1) * hs],
+                    &self.k[cached.clone()],
+                    &self.v[cached],
+                    c,
+                    scale,
+                    &mut self.scores[..=pos],
+                    &mut self.att[h * hs..(h + 1) * hs],
+                );
             }
             linear(&self.att, blk.attn_proj.0, blk.attn_proj.1, &mut self.h);
             self.x.iter_mut().zip(&self.h).for_each(|(x, a)| *x += a);
@@ -172,5 +164,41 @@ impl<'a> Generator<'a> {
         );
         linear(&self.h, p.wte, None, &mut self.logits);
         self.len += 1;
+    }
+}
+
+/// Attention of one head for the newest position over the cached positions `0..scores.len()`:
+/// scores against the keys, softmax, then the values weighted by it, into `out` (`[hs]`).
+/// `keys` and `values` hold one row of `stride` floats per position, of which the first
+/// `q.len()` are this head's. Compiled for AVX2 + FMA too, chosen at run time (see
+/// `cllm_tensor::kernels`): builds without `target-cpu=native` would otherwise call a software
+/// `fmaf` in every `exp`.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn attend_head(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let hs = q.len();
+    for (j, s) in scores.iter_mut().enumerate() {
+        let k = &keys[j * stride..][..hs];
+        *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+    }
+    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+    let mut sum = 0.0;
+    for s in scores.iter_mut() {
+        *s = math::exp(*s - max);
+        sum += *s;
+    }
+    out.fill(0.0);
+    for (j, &s) in scores.iter().enumerate() {
+        let v = &values[j * stride..][..hs];
+        for (o, &vv) in out.iter_mut().zip(v) {
+            *o += s / sum * vv;
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use cllm_lattice::{Contribution, Ctx, Lattice, LatticeConfig, LatticeError, Stage, Worker};
+use cllm_lattice::{Contribution, Ctx, Fault, Lattice, LatticeConfig, LatticeError, Stage, Worker};
 
 /// Panics in `stage` on worker `who` at step `at` (0-based steps completed).
 struct Faulty {
@@ -79,14 +79,28 @@ fn lattice_computing(
     )
 }
 
+/// Runs `ok` steps that must succeed, then the one that must fail; returns its fault.
+fn fault_after(l: &mut Lattice<Faulty, 0>, ok: usize) -> Fault {
+    for _ in 0..ok {
+        l.step((), ()).wait().unwrap();
+    }
+    l.step((), ()).wait().unwrap_err()
+}
+
+/// The fault of a construction that must fail in a worker's setup.
+fn setup_fault(result: Result<Lattice<Faulty, 0>, LatticeError>) -> Fault {
+    match result {
+        Err(LatticeError::Setup(f)) => f,
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("construction should fail"),
+    }
+}
+
 #[test]
 fn compute_panic_is_reported_and_stops_everything() {
     let started = Instant::now();
     let mut l = lattice(13, 5, 3, Stage::Compute).unwrap();
-    for _ in 0..3 {
-        l.step((), ()).wait().unwrap();
-    }
-    let fault = l.step((), ()).wait().unwrap_err();
+    let fault = fault_after(&mut l, 3);
     assert_eq!(
         (fault.worker, fault.step, fault.stage),
         (5, 3, Stage::Compute)
@@ -111,18 +125,15 @@ fn compute_panic_is_reported_and_stops_everything() {
 #[test]
 fn update_panic_is_reported() {
     let mut l = lattice(4, 2, 0, Stage::Update).unwrap();
-    let fault = l.step((), ()).wait().unwrap_err();
+    let fault = fault_after(&mut l, 0);
     assert_eq!((fault.worker, fault.stage), (2, Stage::Update));
     assert_eq!(fault.message, "injected update failure at 0");
 }
 
 #[test]
 fn setup_panic_fails_construction() {
-    match lattice(12, 11, 0, Stage::Setup) {
-        Err(LatticeError::Setup(f)) => assert_eq!((f.worker, f.stage), (11, Stage::Setup)),
-        Err(e) => panic!("wrong error {e}"),
-        Ok(_) => panic!("construction should fail"),
-    }
+    let f = setup_fault(lattice(12, 11, 0, Stage::Setup));
+    assert_eq!((f.worker, f.stage), (11, Stage::Setup));
 }
 
 #[test]
@@ -153,10 +164,7 @@ fn a_reducer_panic_is_reported_and_stops_everything() {
     let started = Instant::now();
     // Worker 9 of 13 only reduces and updates (2 compute).
     let mut l = lattice_computing(13, 2, 9, 2, Stage::Update).unwrap();
-    for _ in 0..2 {
-        l.step((), ()).wait().unwrap();
-    }
-    let fault = l.step((), ()).wait().unwrap_err();
+    let fault = fault_after(&mut l, 2);
     assert_eq!(
         (fault.worker, fault.step, fault.stage),
         (9, 2, Stage::Update)
@@ -164,15 +172,11 @@ fn a_reducer_panic_is_reported_and_stops_everything() {
     assert_eq!(l.step((), ()).wait().unwrap_err(), fault);
     assert_eq!(l.evaluate(()).wait().unwrap_err(), fault);
     drop(l);
-    match lattice_computing(13, 2, 12, 0, Stage::Setup) {
-        Err(LatticeError::Setup(f)) => assert_eq!((f.worker, f.stage), (12, Stage::Setup)),
-        Err(e) => panic!("wrong error {e}"),
-        Ok(_) => panic!("construction should fail"),
-    }
+    let f = setup_fault(lattice_computing(13, 2, 12, 0, Stage::Setup));
+    assert_eq!((f.worker, f.stage), (12, Stage::Setup));
     // A computing worker's panic stops the reducers too.
     let mut l = lattice_computing(13, 2, 1, 1, Stage::Compute).unwrap();
-    l.step((), ()).wait().unwrap();
-    let fault = l.step((), ()).wait().unwrap_err();
+    let fault = fault_after(&mut l, 1);
     assert_eq!((fault.worker, fault.stage), (1, Stage::Compute));
     drop(l);
     assert!(started.elapsed() < Duration::from_secs(20), "a hang guard");

@@ -75,19 +75,27 @@ impl AdamW {
         let step_size = (s.lr as f64 / bc1) as f32;
         let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
         let decay = 1.0 - s.lr * self.weight_decay;
+        let undecayed = RunCoefficients {
+            b1,
+            b2,
+            grad_scale: s.grad_scale,
+            step_size,
+            inv_sqrt_bc2,
+            eps: self.eps,
+            keep: 1.0,
+        };
         // Split the range into runs that are entirely decayed or entirely not.
         let mut at = range.start;
         while at < range.end {
             let (end, decayed) = self.run_at(at, range.end);
             let local = at - range.start..end - range.start;
-            let c = RunCoefficients {
-                b1,
-                b2,
-                grad_scale: s.grad_scale,
-                step_size,
-                inv_sqrt_bc2,
-                eps: self.eps,
-                keep: if decayed { decay } else { 1.0 },
+            let c = if decayed {
+                RunCoefficients {
+                    keep: decay,
+                    ..undecayed
+                }
+            } else {
+                undecayed
             };
             update_run(
                 &mut w[local.clone()],

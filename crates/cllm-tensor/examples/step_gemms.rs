@@ -1,0 +1,153 @@
+//! Times every GEMM of one nanoGPT-cpu training step (batch 12 x context 64, width 128, 4
+//! layers, 4 heads, vocabulary 65) with the pure-Rust `gemm` backend, shape by shape, and prints each
+//! shape's GFLOP/s and the step's GEMM total. Then it sweeps the `gemm` crate's two packing
+//! thresholds (when to copy an operand into its micro-kernel's layout) to show whether tuning
+//! them would pay on this machine.
+//!
+//! ```sh
+//! cargo run --release -p cllm-tensor --example step_gemms
+//! ```
+//! Configurations are interleaved round by round and each figure is the median of 21 rounds,
+//! so a noisy machine slows them alike.
+
+use std::time::Instant;
+
+use cllm_tensor::kernels::matmul::{Backend, GemmSpec, matmul_with};
+
+/// Tokens per step: batch 12 x context 64.
+const TOKENS: usize = 12 * 64;
+/// Attention heads per step: batch 12 x 4 heads, in each of 4 layers.
+const HEADS: usize = 12 * 4 * 4;
+const ROUNDS: usize = 21;
+
+/// One GEMM shape of the step and how many times the step runs it.
+struct Shape {
+    what: &'static str,
+    spec: GemmSpec,
+    count: usize,
+}
+
+/// The step's GEMMs: per linear layer its forward (NT), input gradient (NN) and weight gradient
+/// (TN); per attention head the scores and their gradients (NT) and the two weighted sums and
+/// their gradients (NN, TN).
+fn step_shapes() -> Vec<Shape> {
+    let linears = [
+        ("qkv", 128, 384, 4),
+        ("attn proj", 128, 128, 4),
+        ("mlp up", 128, 512, 4),
+        ("mlp down", 512, 128, 4),
+        ("lm head", 128, 65, 1),
+    ];
+    let mut shapes = Vec::new();
+    for (name, inp, out, count) in linears {
+        shapes.push(Shape {
+            what: name,
+            spec: GemmSpec::nt(TOKENS, inp, out),
+            count,
+        });
+        shapes.push(Shape {
+            what: name,
+            spec: GemmSpec::nn(TOKENS, out, inp),
+            count,
+        });
+        shapes.push(Shape {
+            what: name,
+            spec: GemmSpec::tn(out, TOKENS, inp),
+            count,
+        });
+    }
+    // Q K^T forward and dO V^T backward; P V forward and dS K backward; P^T dO and dS^T Q.
+    shapes.push(Shape {
+        what: "attention",
+        spec: GemmSpec::nt(64, 32, 64),
+        count: 2 * HEADS,
+    });
+    shapes.push(Shape {
+        what: "attention",
+        spec: GemmSpec::nn(64, 64, 32),
+        count: 2 * HEADS,
+    });
+    shapes.push(Shape {
+        what: "attention",
+        spec: GemmSpec::tn(64, 64, 32),
+        count: 2 * HEADS,
+    });
+    shapes
+}
+
+/// `(lhs threshold, rhs threshold)`: the crate's defaults first, then each moved to an extreme.
+const SWEEP: [(usize, usize); 5] = [(8, 128), (1, 128), (256, 128), (8, 1), (8, 256)];
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let shapes = step_shapes();
+    let mut buffers: Vec<_> = shapes
+        .iter()
+        .map(|s| {
+            let (m, k, n) = (s.spec.m, s.spec.k, s.spec.n);
+            let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.01).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.01).collect();
+            (a, b, vec![0.0f32; m * n])
+        })
+        .collect();
+    // ms[shape][configuration][round]
+    let mut ms = vec![vec![Vec::with_capacity(ROUNDS); SWEEP.len()]; shapes.len()];
+    for _ in 0..ROUNDS {
+        for (c, &(lhs, rhs)) in SWEEP.iter().enumerate() {
+            gemm::set_lhs_packing_threshold_single_thread(lhs);
+            gemm::set_rhs_packing_threshold(rhs);
+            for (s, shape) in shapes.iter().enumerate() {
+                let (a, b, out) = &mut buffers[s];
+                let t = Instant::now();
+                for _ in 0..shape.count {
+                    matmul_with(Backend::Gemm, &shape.spec, a, b, out);
+                }
+                ms[s][c].push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+
+    println!("nanoGPT-cpu step GEMMs, one thread, `gemm` backend (medians of {ROUNDS} rounds):");
+    println!(
+        "{:<10} {:>4} {:>4} {:>4} {:>6} {:>9} {:>8}",
+        "", "m", "k", "n", "calls", "ms", "GFLOP/s"
+    );
+    let mut totals = vec![0.0; SWEEP.len()];
+    let mut flops = 0.0;
+    for (s, shape) in shapes.iter().enumerate() {
+        let meds: Vec<f64> = ms[s].iter_mut().map(|v| median(v)).collect();
+        for (t, m) in totals.iter_mut().zip(&meds) {
+            *t += m;
+        }
+        let f = shape.spec.flops() * shape.count as f64;
+        flops += f;
+        let layout = format!("{:?}{:?}", shape.spec.ta, shape.spec.tb);
+        println!(
+            "{:<10} {:>4} {:>4} {:>4} {:>6} {:>9.3} {:>8.1}  {layout}",
+            shape.what,
+            shape.spec.m,
+            shape.spec.k,
+            shape.spec.n,
+            shape.count,
+            meds[0],
+            f / meds[0] / 1e6
+        );
+    }
+    println!(
+        "step total: {:.3} GFLOP in {:.2} ms, {:.1} GFLOP/s",
+        flops / 1e9,
+        totals[0],
+        flops / totals[0] / 1e6
+    );
+    println!("packing thresholds (lhs, rhs) -> step GEMM ms (relative to the defaults):");
+    for (&(lhs, rhs), t) in SWEEP.iter().zip(&totals) {
+        println!(
+            "  ({lhs:>3}, {rhs:>3}) -> {t:.2} ms ({:.3}x)",
+            t / totals[0]
+        );
+    }
+}

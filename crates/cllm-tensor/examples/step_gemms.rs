@@ -12,11 +12,11 @@
 
 use std::time::Instant;
 
-use cllm_tensor::kernels::matmul::{Backend, GemmSpec, matmul_with};
+use cllm_tensor::kernels::matmul::{Backend, GemmSpec, Transpose, matmul_with};
 
 /// Tokens per step: batch 12 x context 64.
 const TOKENS: usize = 12 * 64;
-/// Attention heads per step: batch 12 x 4 heads, in each of 4 layers.
+/// (Batch, head) pairs per step: batch 12 x 4 heads, in each of 4 layers.
 const HEADS: usize = 12 * 4 * 4;
 const ROUNDS: usize = 21;
 
@@ -28,8 +28,9 @@ struct Shape {
 }
 
 /// The step's GEMMs: per linear layer its forward (NT), input gradient (NN) and weight gradient
-/// (TN); per attention head the scores and their gradients (NT) and the two weighted sums and
-/// their gradients (NN, TN).
+/// (TN); per attention head the causal blocks `attention_forward` and `attention_backward` run
+/// (two 32-row blocks at T = 64, the second seeing twice the keys), with the leading dimensions
+/// those kernels use to read a head's columns in place.
 fn step_shapes() -> Vec<Shape> {
     let linears = [
         ("qkv", 128, 384, 4),
@@ -39,40 +40,45 @@ fn step_shapes() -> Vec<Shape> {
         ("lm head", 128, 65, 1),
     ];
     let mut shapes = Vec::new();
-    for (name, inp, out, count) in linears {
-        shapes.push(Shape {
-            what: name,
-            spec: GemmSpec::nt(TOKENS, inp, out),
-            count,
-        });
-        shapes.push(Shape {
-            what: name,
-            spec: GemmSpec::nn(TOKENS, out, inp),
-            count,
-        });
-        shapes.push(Shape {
-            what: name,
-            spec: GemmSpec::tn(out, TOKENS, inp),
-            count,
-        });
+    for (what, inp, out, count) in linears {
+        let specs = [
+            GemmSpec::nt(TOKENS, inp, out),
+            GemmSpec::nn(TOKENS, out, inp),
+            GemmSpec::tn(out, TOKENS, inp),
+        ];
+        shapes.extend(specs.map(|spec| Shape { what, spec, count }));
     }
-    // Q K^T forward and dO V^T backward; P V forward and dS K backward; P^T dO and dS^T Q.
-    shapes.push(Shape {
+    // T = 64, C = 128, head size 32; causal row blocks of 32 rows (`short`) over 32 or 64 keys.
+    let (t, c, hs, short, long) = (64, 128, 32, 32, 64);
+    let specs = [
+        // scores Q K^T (forward) and dP = dO V^T (backward), per row block
+        GemmSpec::nt(short, hs, short).lead(3 * c, 3 * c, t),
+        GemmSpec::nt(short, hs, long).lead(3 * c, 3 * c, t),
+        GemmSpec::nt(short, hs, short).lead(c, 3 * c, t),
+        GemmSpec::nt(short, hs, long).lead(c, 3 * c, t),
+        // O = P V (forward) and dQ = dS K (backward), per row block
+        GemmSpec::nn(short, short, hs).lead(t, 3 * c, c),
+        GemmSpec::nn(short, long, hs).lead(t, 3 * c, c),
+        GemmSpec::nn(short, short, hs).lead(t, 3 * c, 3 * c),
+        GemmSpec::nn(short, long, hs).lead(t, 3 * c, 3 * c),
+        // dV = P^T dO and dK = dS^T Q, per key block
+        GemmSpec::tn(short, long, hs).lead(t, c, 3 * c),
+        GemmSpec::tn(short, short, hs).lead(t, c, 3 * c),
+        GemmSpec::tn(short, long, hs).lead(t, 3 * c, 3 * c),
+        GemmSpec::tn(short, short, hs).lead(t, 3 * c, 3 * c),
+    ];
+    shapes.extend(specs.map(|spec| Shape {
         what: "attention",
-        spec: GemmSpec::nt(64, 32, 64),
-        count: 2 * HEADS,
-    });
-    shapes.push(Shape {
-        what: "attention",
-        spec: GemmSpec::nn(64, 64, 32),
-        count: 2 * HEADS,
-    });
-    shapes.push(Shape {
-        what: "attention",
-        spec: GemmSpec::tn(64, 64, 32),
-        count: 2 * HEADS,
-    });
+        spec,
+        count: HEADS,
+    }));
     shapes
+}
+
+/// Floats a row-major operand needs: `rows` stored rows `ld` apart (the last row's padding
+/// included, which keeps this simple).
+fn stored_len(rows: usize, ld: usize) -> usize {
+    rows * ld
 }
 
 /// `(lhs threshold, rhs threshold)`: the crate's defaults first, then each moved to an extreme.
@@ -88,10 +94,16 @@ fn main() {
     let mut buffers: Vec<_> = shapes
         .iter()
         .map(|s| {
-            let (m, k, n) = (s.spec.m, s.spec.k, s.spec.n);
-            let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.01).collect();
-            let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.01).collect();
-            (a, b, vec![0.0f32; m * n])
+            let g = &s.spec;
+            let a_rows = if g.ta == Transpose::N { g.m } else { g.k };
+            let b_rows = if g.tb == Transpose::N { g.k } else { g.n };
+            let a: Vec<f32> = (0..stored_len(a_rows, g.lda))
+                .map(|i| (i % 17) as f32 * 0.01)
+                .collect();
+            let b: Vec<f32> = (0..stored_len(b_rows, g.ldb))
+                .map(|i| (i % 13) as f32 * 0.01)
+                .collect();
+            (a, b, vec![0.0f32; stored_len(g.m, g.ldc)])
         })
         .collect();
     // ms[shape][configuration][round]

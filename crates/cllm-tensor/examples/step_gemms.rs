@@ -1,24 +1,53 @@
-//! Times every GEMM of one nanoGPT-cpu training step (batch 12 x context 64, width 128, 4
-//! layers, 4 heads, vocabulary 65) with the pure-Rust `gemm` backend, shape by shape, and prints each
-//! shape's GFLOP/s and the step's GEMM total. Then it sweeps the `gemm` crate's two packing
-//! thresholds (when to copy an operand into its micro-kernel's layout) to show whether tuning
-//! them would pay on this machine.
+//! Times every GEMM of one training step of a preset's shapes with the pure-Rust `gemm`
+//! backend, shape by shape, and prints each shape's GFLOP/s and the step's GEMM total. Then it
+//! sweeps the `gemm` crate's two packing thresholds (when to copy an operand into its
+//! micro-kernel's layout) to show whether tuning them would pay on this machine.
 //!
 //! ```sh
-//! cargo run --release -p cllm-tensor --example step_gemms
+//! cargo run --release -p cllm-tensor --example step_gemms               # nanogpt-cpu
+//! cargo run --release -p cllm-tensor --example step_gemms -- tiny
 //! ```
 //! Configurations are interleaved round by round and each figure is the median of 21 rounds,
 //! so a noisy machine slows them alike.
 
 use std::time::Instant;
 
+use cllm_tensor::kernels::attention;
 use cllm_tensor::kernels::matmul::{Backend, GemmSpec, Transpose, matmul_with};
 
-/// Tokens per step: batch 12 x context 64.
-const TOKENS: usize = 12 * 64;
-/// (Batch, head) pairs per step: batch 12 x 4 heads, in each of 4 layers.
-const HEADS: usize = 12 * 4 * 4;
 const ROUNDS: usize = 21;
+
+/// The shapes of a preset that decide its GEMMs (a vocabulary of 65: tiny Shakespeare's).
+struct Model {
+    name: &'static str,
+    batch: usize,
+    t: usize,
+    c: usize,
+    layers: usize,
+    heads: usize,
+    vocab: usize,
+}
+
+const MODELS: [Model; 2] = [
+    Model {
+        name: "nanogpt-cpu",
+        batch: 12,
+        t: 64,
+        c: 128,
+        layers: 4,
+        heads: 4,
+        vocab: 65,
+    },
+    Model {
+        name: "tiny",
+        batch: 4,
+        t: 32,
+        c: 32,
+        layers: 3,
+        heads: 4,
+        vocab: 65,
+    },
+];
 
 /// One GEMM shape of the step and how many times the step runs it.
 struct Shape {
@@ -28,50 +57,48 @@ struct Shape {
 }
 
 /// The step's GEMMs: per linear layer its forward (NT), input gradient (NN) and weight gradient
-/// (TN); per attention head the causal blocks `attention_forward` and `attention_backward` run
-/// (two 32-row blocks at T = 64, the second seeing twice the keys), with the leading dimensions
-/// those kernels use to read a head's columns in place.
-fn step_shapes() -> Vec<Shape> {
+/// (TN); per (batch, head) pair the causal blocks `attention_forward` and `attention_backward`
+/// run ([`attention::BLOCK`] rows, each seeing the keys up to its last row), with the leading
+/// dimensions those kernels use to read a head's columns in place.
+fn step_shapes(m: &Model) -> Vec<Shape> {
+    let (tokens, t, c) = (m.batch * m.t, m.t, m.c);
     let linears = [
-        ("qkv", 128, 384, 4),
-        ("attn proj", 128, 128, 4),
-        ("mlp up", 128, 512, 4),
-        ("mlp down", 512, 128, 4),
-        ("lm head", 128, 65, 1),
+        ("qkv", c, 3 * c, m.layers),
+        ("attn proj", c, c, m.layers),
+        ("mlp up", c, 4 * c, m.layers),
+        ("mlp down", 4 * c, c, m.layers),
+        ("lm head", c, m.vocab, 1),
     ];
     let mut shapes = Vec::new();
     for (what, inp, out, count) in linears {
         let specs = [
-            GemmSpec::nt(TOKENS, inp, out),
-            GemmSpec::nn(TOKENS, out, inp),
-            GemmSpec::tn(out, TOKENS, inp),
+            GemmSpec::nt(tokens, inp, out),
+            GemmSpec::nn(tokens, out, inp),
+            GemmSpec::tn(out, tokens, inp),
         ];
         shapes.extend(specs.map(|spec| Shape { what, spec, count }));
     }
-    // T = 64, C = 128, head size 32; causal row blocks of 32 rows (`short`) over 32 or 64 keys.
-    let (t, c, hs, short, long) = (64, 128, 32, 32, 64);
-    let specs = [
-        // scores Q K^T (forward) and dP = dO V^T (backward), per row block
-        GemmSpec::nt(short, hs, short).lead(3 * c, 3 * c, t),
-        GemmSpec::nt(short, hs, long).lead(3 * c, 3 * c, t),
-        GemmSpec::nt(short, hs, short).lead(c, 3 * c, t),
-        GemmSpec::nt(short, hs, long).lead(c, 3 * c, t),
-        // O = P V (forward) and dQ = dS K (backward), per row block
-        GemmSpec::nn(short, short, hs).lead(t, 3 * c, c),
-        GemmSpec::nn(short, long, hs).lead(t, 3 * c, c),
-        GemmSpec::nn(short, short, hs).lead(t, 3 * c, 3 * c),
-        GemmSpec::nn(short, long, hs).lead(t, 3 * c, 3 * c),
-        // dV = P^T dO and dK = dS^T Q, per key block
-        GemmSpec::tn(short, long, hs).lead(t, c, 3 * c),
-        GemmSpec::tn(short, short, hs).lead(t, c, 3 * c),
-        GemmSpec::tn(short, long, hs).lead(t, 3 * c, 3 * c),
-        GemmSpec::tn(short, short, hs).lead(t, 3 * c, 3 * c),
-    ];
-    shapes.extend(specs.map(|spec| Shape {
-        what: "attention",
-        spec,
-        count: HEADS,
-    }));
+    let hs = c / m.heads;
+    let count = m.batch * m.heads * m.layers;
+    for start in (0..t).step_by(attention::BLOCK) {
+        let len = attention::BLOCK.min(t - start);
+        let (end, below) = (start + len, t - start);
+        let specs = [
+            // row block: scores Q K^T and O = P V (forward), dP = dO V^T and dQ = dS K
+            GemmSpec::nt(len, hs, end).lead(3 * c, 3 * c, t),
+            GemmSpec::nn(len, end, hs).lead(t, 3 * c, c),
+            GemmSpec::nt(len, hs, end).lead(c, 3 * c, t),
+            GemmSpec::nn(len, end, hs).lead(t, 3 * c, 3 * c),
+            // key block: dV = P^T dO and dK = dS^T Q over the rows at or below it
+            GemmSpec::tn(len, below, hs).lead(t, c, 3 * c),
+            GemmSpec::tn(len, below, hs).lead(t, 3 * c, 3 * c),
+        ];
+        shapes.extend(specs.map(|spec| Shape {
+            what: "attention",
+            spec,
+            count,
+        }));
+    }
     shapes
 }
 
@@ -90,7 +117,15 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let shapes = step_shapes();
+    let name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "nanogpt-cpu".into());
+    let Some(model) = MODELS.iter().find(|m| m.name == name) else {
+        let known: Vec<_> = MODELS.iter().map(|m| m.name).collect();
+        eprintln!("unknown preset {name:?}; known: {}", known.join(", "));
+        std::process::exit(2);
+    };
+    let shapes = step_shapes(model);
     let mut buffers: Vec<_> = shapes
         .iter()
         .map(|s| {
@@ -123,7 +158,10 @@ fn main() {
         }
     }
 
-    println!("nanoGPT-cpu step GEMMs, one thread, `gemm` backend (medians of {ROUNDS} rounds):");
+    println!(
+        "{} step GEMMs, one thread, `gemm` backend (medians of {ROUNDS} rounds):",
+        model.name
+    );
     println!(
         "{:<10} {:>4} {:>4} {:>4} {:>6} {:>9} {:>8}",
         "", "m", "k", "n", "calls", "ms", "GFLOP/s"

@@ -17,7 +17,8 @@ use cllm_tensor::kernels::matmul::{Backend, GemmSpec, Transpose, matmul_with};
 
 const ROUNDS: usize = 21;
 
-/// The shapes of a preset that decide its GEMMs (a vocabulary of 65: tiny Shakespeare's).
+/// The shapes of a preset that decide its GEMMs (a vocabulary of 65: tiny Shakespeare's). They
+/// mirror `cllm-model`'s presets, which this crate cannot depend on.
 struct Model {
     name: &'static str,
     batch: usize,
@@ -108,8 +109,13 @@ fn stored_len(rows: usize, ld: usize) -> usize {
     rows * ld
 }
 
-/// `(lhs threshold, rhs threshold)`: the crate's defaults first, then each moved to an extreme.
-const SWEEP: [(usize, usize); 5] = [(8, 128), (1, 128), (256, 128), (8, 1), (8, 256)];
+/// `(lhs threshold, rhs threshold)` settings: the crate's defaults first, then each moved to
+/// either end of its range (the crate caps both at 256).
+fn sweep() -> [(usize, usize); 5] {
+    let lhs = gemm::get_lhs_packing_threshold_single_thread();
+    let rhs = gemm::get_rhs_packing_threshold();
+    [(lhs, rhs), (1, rhs), (256, rhs), (lhs, 1), (lhs, 256)]
+}
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -126,6 +132,7 @@ fn main() {
         std::process::exit(2);
     };
     let shapes = step_shapes(model);
+    let sweep = sweep();
     let mut buffers: Vec<_> = shapes
         .iter()
         .map(|s| {
@@ -142,9 +149,9 @@ fn main() {
         })
         .collect();
     // ms[shape][configuration][round]
-    let mut ms = vec![vec![Vec::with_capacity(ROUNDS); SWEEP.len()]; shapes.len()];
+    let mut ms = vec![vec![Vec::with_capacity(ROUNDS); sweep.len()]; shapes.len()];
     for _ in 0..ROUNDS {
-        for (c, &(lhs, rhs)) in SWEEP.iter().enumerate() {
+        for (c, &(lhs, rhs)) in sweep.iter().enumerate() {
             gemm::set_lhs_packing_threshold_single_thread(lhs);
             gemm::set_rhs_packing_threshold(rhs);
             for (s, shape) in shapes.iter().enumerate() {
@@ -166,7 +173,7 @@ fn main() {
         "{:<10} {:>4} {:>4} {:>4} {:>6} {:>9} {:>8}",
         "", "m", "k", "n", "calls", "ms", "GFLOP/s"
     );
-    let mut totals = vec![0.0; SWEEP.len()];
+    let mut totals = vec![0.0; sweep.len()];
     let mut flops = 0.0;
     for (s, shape) in shapes.iter().enumerate() {
         let meds: Vec<f64> = ms[s].iter_mut().map(|v| median(v)).collect();
@@ -194,7 +201,7 @@ fn main() {
         flops / totals[0] / 1e6
     );
     println!("packing thresholds (lhs, rhs) -> step GEMM ms (relative to the defaults):");
-    for (&(lhs, rhs), t) in SWEEP.iter().zip(&totals) {
+    for (&(lhs, rhs), t) in sweep.iter().zip(&totals) {
         println!(
             "  ({lhs:>3}, {rhs:>3}) -> {t:.2} ms ({:.3}x)",
             t / totals[0]

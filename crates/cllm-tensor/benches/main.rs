@@ -14,7 +14,7 @@ use std::time::Duration;
 use cllm_tensor::kernels::attention::{AttentionShape, attention_backward, attention_forward};
 use cllm_tensor::kernels::gelu::{gelu_backward, gelu_forward};
 use cllm_tensor::kernels::layernorm::{layernorm_backward, layernorm_forward};
-use cllm_tensor::kernels::matmul::{Backend, GemmSpec, matmul_with};
+use cllm_tensor::kernels::matmul::{Backend, GemmSpec, Precision, matmul_with};
 use cllm_tensor::kernels::softmax::{Mask, softmax_backward, softmax_forward};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -57,7 +57,15 @@ fn gemm(c: &mut Criterion) {
         let b = operand(spec.k.max(spec.n), spec.k.max(spec.n));
         let mut out = operand(spec.m, spec.n);
         group.throughput(Throughput::Elements(spec.flops() as u64));
-        for &backend in Backend::all().iter().filter(|&&b| b != Backend::Naive) {
+        // The f32 backends, and the bf16 one where the CPU has it.
+        let bf16 = Precision::Bf16
+            .supported()
+            .then(|| Precision::Bf16.backend());
+        let f32s = Backend::all()
+            .iter()
+            .copied()
+            .filter(|&b| b != Backend::Naive);
+        for backend in f32s.chain(bf16) {
             group.bench_with_input(
                 BenchmarkId::new(name, backend.name()),
                 &spec,

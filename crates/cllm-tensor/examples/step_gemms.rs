@@ -1,7 +1,8 @@
 //! Times every GEMM of one training step of a preset's shapes with the pure-Rust `gemm`
-//! backend, shape by shape, and prints each shape's GFLOP/s and the step's GEMM total. Then it
-//! sweeps the `gemm` crate's two packing thresholds (when to copy an operand into its
-//! micro-kernel's layout) to show whether tuning them would pay on this machine.
+//! backend, shape by shape, and prints each shape's GFLOP/s and the step's GEMM total, beside
+//! the bf16 backend's on CPUs with AVX-512 BF16. Then it sweeps the `gemm` crate's two packing
+//! thresholds (when to copy an operand into its micro-kernel's layout) to show whether tuning
+//! them would pay on this machine.
 //!
 //! ```sh
 //! cargo run --release -p cllm-tensor --example step_gemms               # nanogpt-cpu
@@ -13,7 +14,7 @@
 use std::time::Instant;
 
 use cllm_tensor::kernels::attention;
-use cllm_tensor::kernels::matmul::{Backend, GemmSpec, Transpose, matmul_with};
+use cllm_tensor::kernels::matmul::{Backend, GemmSpec, Precision, Transpose, matmul_with};
 
 const ROUNDS: usize = 21;
 
@@ -111,10 +112,19 @@ fn stored_len(rows: usize, ld: usize) -> usize {
 
 /// `(lhs threshold, rhs threshold)` settings: the crate's defaults first, then each moved to
 /// either end of its range (the crate caps both at 256).
-fn sweep() -> [(usize, usize); 5] {
+/// The configurations timed: the `gemm` backend with its default packing thresholds, then with
+/// others, then (where the CPU has it) the bf16 backend.
+fn sweep() -> Vec<(Backend, usize, usize)> {
     let lhs = gemm::get_lhs_packing_threshold_single_thread();
     let rhs = gemm::get_rhs_packing_threshold();
-    [(lhs, rhs), (1, rhs), (256, rhs), (lhs, 1), (lhs, 256)]
+    let mut configs: Vec<_> = [(lhs, rhs), (1, rhs), (256, rhs), (lhs, 1), (lhs, 256)]
+        .into_iter()
+        .map(|(l, r)| (Backend::Gemm, l, r))
+        .collect();
+    if Precision::Bf16.supported() {
+        configs.push((Precision::Bf16.backend(), lhs, rhs));
+    }
+    configs
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -151,14 +161,14 @@ fn main() {
     // ms[shape][configuration][round]
     let mut ms = vec![vec![Vec::with_capacity(ROUNDS); sweep.len()]; shapes.len()];
     for _ in 0..ROUNDS {
-        for (c, &(lhs, rhs)) in sweep.iter().enumerate() {
+        for (c, &(backend, lhs, rhs)) in sweep.iter().enumerate() {
             gemm::set_lhs_packing_threshold_single_thread(lhs);
             gemm::set_rhs_packing_threshold(rhs);
             for (s, shape) in shapes.iter().enumerate() {
                 let (a, b, out) = &mut buffers[s];
                 let t = Instant::now();
                 for _ in 0..shape.count {
-                    matmul_with(Backend::Gemm, &shape.spec, a, b, out);
+                    matmul_with(backend, &shape.spec, a, b, out);
                 }
                 ms[s][c].push(t.elapsed().as_secs_f64() * 1e3);
             }
@@ -169,9 +179,21 @@ fn main() {
         "{} step GEMMs, one thread, `gemm` backend (medians of {ROUNDS} rounds):",
         model.name
     );
+    let bf16 = sweep.iter().position(|c| c.0 != Backend::Gemm);
     println!(
-        "{:<10} {:>4} {:>4} {:>4} {:>6} {:>9} {:>8}",
-        "", "m", "k", "n", "calls", "ms", "GFLOP/s"
+        "{:<10} {:>4} {:>4} {:>4} {:>6} {:>9} {:>8} {}",
+        "",
+        "m",
+        "k",
+        "n",
+        "calls",
+        "ms",
+        "GFLOP/s",
+        if bf16.is_some() {
+            "      bf16 ms  GFLOP/s"
+        } else {
+            "  (no AVX-512 BF16 here: bf16 backend not timed)"
+        }
     );
     let mut totals = vec![0.0; sweep.len()];
     let mut flops = 0.0;
@@ -183,8 +205,11 @@ fn main() {
         let f = shape.spec.flops() * shape.count as f64;
         flops += f;
         let layout = format!("{:?}{:?}", shape.spec.ta, shape.spec.tb);
+        let other = bf16.map_or(String::new(), |i| {
+            format!("  {:>11.3} {:>8.1}", meds[i], f / meds[i] / 1e6)
+        });
         println!(
-            "{:<10} {:>4} {:>4} {:>4} {:>6} {:>9.3} {:>8.1}  {layout}",
+            "{:<10} {:>4} {:>4} {:>4} {:>6} {:>9.3} {:>8.1}{other}  {layout}",
             shape.what,
             shape.spec.m,
             shape.spec.k,
@@ -200,11 +225,21 @@ fn main() {
         totals[0],
         flops / totals[0] / 1e6
     );
-    println!("packing thresholds (lhs, rhs) -> step GEMM ms (relative to the defaults):");
-    for (&(lhs, rhs), t) in sweep.iter().zip(&totals) {
+    if let Some(i) = bf16 {
         println!(
-            "  ({lhs:>3}, {rhs:>3}) -> {t:.2} ms ({:.3}x)",
-            t / totals[0]
+            "step total, bf16 backend: {:.2} ms, {:.1} GFLOP/s ({:.2}x the gemm backend's speed)",
+            totals[i],
+            flops / totals[i] / 1e6,
+            totals[0] / totals[i]
         );
+    }
+    println!("packing thresholds (lhs, rhs) -> step GEMM ms (relative to the defaults):");
+    for (&(backend, lhs, rhs), t) in sweep.iter().zip(&totals) {
+        if backend == Backend::Gemm {
+            println!(
+                "  ({lhs:>3}, {rhs:>3}) -> {t:.2} ms ({:.3}x)",
+                t / totals[0]
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use cllm_model::{GptConfig, TrainHyper, preset, preset_names};
+use cllm_tensor::kernels::matmul::{Precision, set_precision};
 use serde::{Deserialize, Serialize};
 
 use crate::batches::RandomStream;
@@ -24,6 +25,42 @@ pub fn default_rng(preset: &str) -> RandomStream {
     }
 }
 
+/// Precision of the matrix products: a run's choice of [`Precision`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulPrecision {
+    /// f32 operands and sums.
+    #[default]
+    F32,
+    /// Operands rounded to bfloat16, products summed in f32 (AVX-512 BF16 CPUs).
+    Bf16,
+}
+
+impl MatmulPrecision {
+    /// The tensor crate's setting.
+    pub fn precision(self) -> Precision {
+        match self {
+            MatmulPrecision::F32 => Precision::F32,
+            MatmulPrecision::Bf16 => Precision::Bf16,
+        }
+    }
+
+    /// Makes every matrix product of this process use this precision.
+    ///
+    /// # Errors
+    /// If the CPU cannot compute at it: one line naming the flag and what is missing.
+    pub fn apply(self) -> Result<(), String> {
+        set_precision(self.precision())
+            .map_err(|e| format!("--matmul-precision {}: {e}", self.precision()))
+    }
+}
+
+impl std::fmt::Display for MatmulPrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.precision().name())
+    }
+}
+
 /// A fully resolved run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -38,6 +75,9 @@ pub struct RunConfig {
     /// The random stream the seed drives (`cllm` for runs written before it existed).
     #[serde(default)]
     pub rng: RandomStream,
+    /// Precision of the matrix products (`f32` for runs written before it existed).
+    #[serde(default)]
+    pub matmul_precision: MatmulPrecision,
     /// Steps between checkpoints (0: only at the end).
     pub checkpoint_every: u64,
     /// Checkpoints kept.
@@ -156,6 +196,7 @@ pub fn fixed_flags_given(args: &TrainArgs) -> Vec<&'static str> {
     check(args.eval_iters.is_some(), "--eval-iters");
     check(args.seed.is_some(), "--seed");
     check(args.rng.is_some(), "--rng");
+    check(args.matmul_precision.is_some(), "--matmul-precision");
     v
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::batches::RandomStream;
+use crate::config::MatmulPrecision;
 
 /// Model shape, recipe and run control.
 #[derive(Args, Clone, Debug, Default)]
@@ -75,6 +76,12 @@ pub struct TrainArgs {
     /// does not have and nanoGPT draws from the same stream).
     #[arg(long, value_name = "STREAM")]
     pub rng: Option<RandomStream>,
+    /// Precision of the matrix products: `f32` (default), or `bf16`: operands rounded to
+    /// bfloat16 and products summed in f32, as PyTorch's bf16 autocast, on CPUs with AVX-512
+    /// BF16 (AMD Zen 4 and later; Intel Cooper Lake, Sapphire Rapids and later). Weights,
+    /// gradients, optimizer state and every other kernel stay f32. Refused on other CPUs.
+    #[arg(long, value_name = "P")]
+    pub matmul_precision: Option<MatmulPrecision>,
 
     /// Write a checkpoint every N steps (0: only at the end and on Ctrl-C or SIGTERM). Default:
     /// every evaluation.

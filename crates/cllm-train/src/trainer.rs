@@ -9,7 +9,9 @@ use cllm_model::checkpoint::{self, Checkpoint, CheckpointState};
 use cllm_model::{Gpt, GptConfig, schedule};
 
 use crate::batches::{Batches, RandomStream};
-use crate::config::{DEFAULT_SEED, RunConfig, default_rng, fixed_flags_given, resolve_hyper};
+use crate::config::{
+    DEFAULT_SEED, MatmulPrecision, RunConfig, default_rng, fixed_flags_given, resolve_hyper,
+};
 use crate::data_args::DataArgs;
 use crate::engine::{EngineOptions, InjectedPanic, LatticeEngine};
 use crate::memory_check;
@@ -112,6 +114,7 @@ fn fresh_config(req: &Request) -> Result<RunConfig, String> {
         hyper,
         seed: req.train.seed.unwrap_or(DEFAULT_SEED),
         rng,
+        matmul_precision: req.train.matmul_precision.unwrap_or_default(),
         checkpoint_every: req.train.checkpoint_every.unwrap_or(hyper.eval_interval),
         keep_checkpoints: req.train.keep_checkpoints.unwrap_or(3),
         data: req.data.clone(),
@@ -189,6 +192,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         return Err("--keep-checkpoints must be at least 1".into());
     }
     settle_parallelism(&mut cfg, &req, resume.is_some())?;
+    cfg.matmul_precision.apply()?;
 
     // The data.
     let prepared = prepare_corpus(
@@ -358,7 +362,7 @@ fn open_run_dir(
 fn announce(cfg: &RunConfig, engine: &LatticeEngine) {
     eprintln!(
         "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens; \
-         seed {} on the {} random stream",
+         seed {} on the {} random stream{}",
         cfg.preset,
         cfg.model.num_params(),
         cfg.model.num_layers,
@@ -369,7 +373,11 @@ fn announce(cfg: &RunConfig, engine: &LatticeEngine) {
         cfg.hyper.batch_size,
         cfg.model.seq_len,
         cfg.seed,
-        cfg.rng
+        cfg.rng,
+        match cfg.matmul_precision {
+            MatmulPrecision::F32 => "",
+            MatmulPrecision::Bf16 => "; matrix products in bf16 (f32 sums)",
+        }
     );
     let pinned = match (cfg.pin, engine.placement()) {
         (false, _) => String::new(),

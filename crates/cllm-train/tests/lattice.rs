@@ -55,6 +55,40 @@ fn losses(run: &Path) -> Vec<f32> {
         .collect()
 }
 
+/// With bf16 matrix products (where the CPU has them) as with f32: a row's products do not
+/// depend on the other rows of a call, so only the gradient sum regroups.
+#[test]
+fn bf16_losses_do_not_depend_on_the_thread_count() {
+    if !cllm_tensor::kernels::matmul::Precision::Bf16.supported() {
+        eprintln!("skipped: this CPU has no AVX-512 BF16");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bf16 = ["--matmul-precision", "bf16"];
+    let mut curves = Vec::new();
+    for threads in ["1", "3"] {
+        let out = train(dir.path(), threads, &format!("run{threads}"), &bf16);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        curves.push(losses(&dir.path().join(format!("run{threads}"))));
+    }
+    assert_eq!(curves[0].len(), 30);
+    for (step, (a, b)) in curves[0].iter().zip(&curves[1]).enumerate() {
+        let rel = ((a - b) / a).abs();
+        assert!(
+            rel <= 1e-5,
+            "step {}: {a} vs {b} (relative {rel:.2e})",
+            step + 1
+        );
+    }
+    let out = train(dir.path(), "3", "again3", &bf16);
+    assert!(out.status.success());
+    assert_eq!(losses(&dir.path().join("again3")), curves[1]);
+}
+
 #[test]
 fn losses_do_not_depend_on_the_thread_count() {
     let dir = tempfile::tempdir().unwrap();

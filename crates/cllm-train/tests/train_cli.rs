@@ -317,6 +317,78 @@ fn both_streams_record_themselves_and_eval_only_measures_what_the_run_measured()
 }
 
 #[test]
+fn bf16_products_record_themselves_resume_bit_for_bit_and_are_refused_where_unsupported() {
+    let env = Env::new();
+    let (full, part, f32_run) = (env.path("full"), env.path("part"), env.path("f32"));
+    let bf16 = [SMALL, &["--matmul-precision", "bf16"]].concat();
+    let out = env.train(&[&bf16[..], &["--out", full.to_str().unwrap()]].concat());
+    if !cllm_tensor::kernels::matmul::Precision::Bf16.supported() {
+        // Refused at once, before the data is prepared.
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(
+            err.contains(
+                "--matmul-precision bf16: matmul precision bf16 needs a CPU with AVX-512 BF16"
+            ) && !err.contains("data:"),
+            "{err}"
+        );
+        return;
+    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("matrix products in bf16"),
+        "{}",
+        stderr(&out)
+    );
+    let config = fs::read_to_string(full.join("config.json")).unwrap();
+    assert!(
+        config.contains("\"matmul_precision\": \"bf16\""),
+        "{config}"
+    );
+
+    // It computes something else than f32, close to it.
+    let out = env.train(&[SMALL, &["--out", f32_run.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = fs::read_to_string(f32_run.join("config.json")).unwrap();
+    assert!(config.contains("\"matmul_precision\": \"f32\""), "{config}");
+    let (a, b) = (losses(&full), losses(&f32_run));
+    assert_ne!(a, b, "bf16 and f32 runs gave the same bits");
+    let last = |l: &[(u64, u32)]| f32::from_bits(l.last().unwrap().1);
+    let rel = (last(&a) - last(&b)).abs() / last(&b);
+    assert!(rel < 0.02, "final losses {} and {}", last(&a), last(&b));
+
+    // Resuming keeps the precision (from the checkpoint) and the bits.
+    let out = env.train(
+        &[
+            &bf16[..],
+            &["--out", part.to_str().unwrap(), "--stop-after-steps", "17"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.train(&["--resume", part.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(losses(&part), losses(&full), "losses after resuming differ");
+    assert_eq!(
+        evals(&part),
+        evals(&full),
+        "evaluations after resuming differ"
+    );
+    let out = env.train(&[
+        "--resume",
+        part.to_str().unwrap(),
+        "--matmul-precision",
+        "f32",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--matmul-precision cannot change when resuming"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn resume_refuses_changed_settings_and_damaged_checkpoints() {
     let env = Env::new();
     let run = env.path("run");
@@ -474,6 +546,14 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
     let out = env.train(&["--preset", "huge"]);
     assert!(
         stderr(&out).contains("unknown preset `huge`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.train(&["--matmul-precision", "fp8"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value 'fp8' for '--matmul-precision <P>'")
+            && stderr(&out).contains("[possible values: f32, bf16]"),
         "{}",
         stderr(&out)
     );

@@ -11,11 +11,17 @@
 //! | TN     | `[k, m]`    | `[k, n]`    | `dW = dY^T X`, `dV = P^T dO`              |
 //!
 //! The backend is picked here and nowhere else: the pure-Rust `gemm` crate unless the `openblas`
-//! feature is on. Every backend is always called single-threaded: parallelism belongs to the
-//! lattice scheduler, never nested inside one of its workers.
+//! feature is on, or the bf16 backend when [`set_precision`] has asked for
+//! [`Precision::Bf16`]. Every backend is always called single-threaded: parallelism belongs to
+//! the lattice scheduler, never nested inside one of its workers.
 
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 mod gemm;
 pub mod naive;
+mod precision;
+
+pub use precision::{Precision, UnsupportedPrecision, precision, set_precision};
 
 #[cfg(feature = "openblas")]
 pub mod blas;
@@ -39,6 +45,11 @@ pub enum Backend {
     /// OpenBLAS `cblas_sgemm`, limited to one thread per caller.
     #[cfg(feature = "openblas")]
     OpenBlas,
+    /// Operands rounded to bfloat16, products summed in f32, on AVX-512 BF16 (`vdpbf16ps`).
+    /// Not an f32 backend, so not in [`Backend::all`]; calling it on a CPU without AVX-512 BF16
+    /// panics ([`Precision::supported`] tells).
+    #[cfg(target_arch = "x86_64")]
+    Bf16,
 }
 
 impl Backend {
@@ -49,7 +60,7 @@ impl Backend {
     #[cfg(feature = "openblas")]
     pub const DEFAULT: Backend = Backend::OpenBlas;
 
-    /// Every backend compiled into this build, fastest-intended first, reference last.
+    /// Every f32 backend compiled into this build, fastest-intended first, reference last.
     pub fn all() -> &'static [Backend] {
         &[
             #[cfg(feature = "openblas")]
@@ -66,6 +77,8 @@ impl Backend {
             Backend::Gemm => "gemm",
             #[cfg(feature = "openblas")]
             Backend::OpenBlas => "openblas",
+            #[cfg(target_arch = "x86_64")]
+            Backend::Bf16 => "bf16",
         }
     }
 }
@@ -204,12 +217,13 @@ fn check_operand(name: &str, (rows, cols): (usize, usize), ld: usize, len: usize
     );
 }
 
-/// `C = alpha op(A) op(B) + beta C` with the default backend.
+/// `C = alpha op(A) op(B) + beta C` with the backend of the current [`precision`]
+/// ([`Backend::DEFAULT`] unless [`set_precision`] chose bf16).
 ///
 /// # Panics
 /// If a slice is too short for the shapes in `spec`.
 pub fn matmul(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32]) {
-    matmul_with(Backend::DEFAULT, spec, a, b, c);
+    matmul_with(precision().backend(), spec, a, b, c);
 }
 
 /// `C = alpha op(A) op(B) + beta C` with a chosen backend (benchmarks and tests compare them).
@@ -230,6 +244,8 @@ pub fn matmul_with(backend: Backend, spec: &GemmSpec, a: &[f32], b: &[f32], c: &
         Backend::Gemm => gemm::run(spec, a, b, c),
         #[cfg(feature = "openblas")]
         Backend::OpenBlas => blas::run(spec, a, b, c),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Bf16 => bf16::run(spec, a, b, c),
     }
 }
 
@@ -282,3 +298,6 @@ fn scale_c(spec: &GemmSpec, c: &mut [f32]) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod bf16_tests;

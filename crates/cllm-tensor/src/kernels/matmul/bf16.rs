@@ -1,0 +1,397 @@
+//! The bf16 backend: products of bfloat16-rounded operands, summed in f32, on the AVX-512 BF16
+//! dot-product instruction (`vdpbf16ps`). Chosen with [`super::Precision::Bf16`].
+//!
+//! # Arithmetic
+//!
+//! Every element of `op(A)` and `op(B)` is rounded to bfloat16 (the top 16 bits of an f32: 8
+//! significant bits, round to nearest even) while it is packed. A product of two bf16 values is
+//! exact in f32, and the products are summed in f32: `vdpbf16ps` adds two products into each
+//! f32 lane, the pair `(k, k+1)` per instruction, and successive pairs in `k` order. `C` and
+//! the scalars `alpha` and `beta` stay f32. So the only new error is the input rounding, a
+//! relative `2^-9` per operand; it is what PyTorch's bf16 autocast and
+//! `torch.set_float32_matmul_precision("medium")` accept on CPUs. Subnormal operands round to
+//! zero, and a dot product whose result would be subnormal gives zero (the instructions'
+//! fixed DAZ/FTZ behaviour, whatever MXCSR says); no floating-point exceptions are raised.
+//!
+//! Each element of `C` is one sum over `k` in a fixed order (pairs within a block of [`KC`],
+//! blocks in order), whatever `m` and `n` are and wherever the element sits in its tile, so the
+//! result for one row does not depend on which other rows are in the call: a batch split across
+//! workers gives the same bits as one worker.
+//!
+//! # Blocking
+//!
+//! As in GotoBLAS: for each block of [`NC`] columns and [`KC`] values of `k`, `op(B)` is packed
+//! into tiles of [`NR`] columns, `[tile][pair][column]`, each entry a `u32` holding the bf16
+//! pair `(k, k+1)` (low half: even `k`); then for each block of [`MC`] rows, `op(A)` is packed
+//! into panels of [`MR`] rows, `[panel][row][pair]` (or `[panel][pair][row]` when `A` is read
+//! transposed, which makes that packing a contiguous copy). The micro-kernel keeps an
+//! `MR x NR` block of `C` in 16 registers; per pair it loads two vectors of `B` and broadcasts
+//! one `u32` of `A` per row. Rows past `m`, columns past `n` and the odd `k` are packed as
+//! zeros; stores are masked. The packing buffers are thread-local (at most 64 KiB of `A` and
+//! 256 KiB of `B` per thread) and grow once: no allocation per call after the first.
+//!
+//! The micro-kernel alone reaches ~220 GFLOP/s on one Zen 4 core, whose `vdpbf16ps` peak is
+//! ~232 (twice its f32 FMA peak of ~115); a nanoGPT-cpu step's GEMMs run at ~163 GFLOP/s with
+//! the packing (`cargo run --release -p cllm-tensor --example step_gemms`, and
+//! `--example fma_peak` for the peaks).
+
+use std::arch::x86_64::{
+    __m256bh, __m256i, __m512bh, __m512i, _mm512_add_ps, _mm512_cvtepu16_epi32,
+    _mm512_cvtne2ps_pbh, _mm512_cvtneps_pbh, _mm512_dpbf16_ps, _mm512_loadu_si512,
+    _mm512_mask_storeu_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
+    _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_slli_epi32,
+};
+use std::cell::RefCell;
+
+use super::{GemmSpec, Transpose};
+
+/// Rows of `C` per micro-tile.
+const MR: usize = 8;
+/// Columns of `C` per micro-tile: `NV` vectors of 16 f32.
+const NR: usize = 16 * NV;
+/// Vectors per micro-tile row.
+const NV: usize = 2;
+/// Rows of `op(A)` packed at a time (a multiple of [`MR`]).
+const MC: usize = 128;
+/// Values of `k` per block (even, so pairs never straddle blocks).
+const KC: usize = 256;
+/// Columns of `op(B)` packed at a time (a multiple of [`NR`]).
+const NC: usize = 512;
+
+thread_local! {
+    /// Packed `op(A)` and `op(B)` blocks, reused by every call on this thread.
+    static PACKED: RefCell<(Vec<u32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// One converted row, before it is spread into a packed layout.
+    static ROW: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether this CPU can run the backend (AVX-512 F and BF16).
+pub fn supported() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bf16")
+}
+
+/// Runs one GEMM. The caller ([`super::matmul_with`]) has checked the slice lengths with
+/// [`GemmSpec::check`] and handled empty dimensions.
+///
+/// # Panics
+/// If the CPU lacks AVX-512 BF16 ([`supported`]).
+pub(super) fn run(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(
+        supported(),
+        "the bf16 GEMM backend needs a CPU with AVX-512 BF16"
+    );
+    PACKED.with(|packed| {
+        let mut packed = packed.borrow_mut();
+        let (pa, pb) = &mut *packed;
+        for n0 in (0..spec.n).step_by(NC) {
+            let nc = NC.min(spec.n - n0);
+            let tiles = nc.div_ceil(NR);
+            for k0 in (0..spec.k).step_by(KC) {
+                let kc = KC.min(spec.k - k0);
+                let kp = kc.div_ceil(2);
+                pack_b(spec, b, k0, kc, n0, tiles, pb);
+                // The first block of k applies beta; later ones add to what it wrote.
+                let beta = if k0 == 0 { spec.beta } else { 1.0 };
+                for m0 in (0..spec.m).step_by(MC) {
+                    let mc = MC.min(spec.m - m0);
+                    let panels = mc.div_ceil(MR);
+                    pack_a(spec, a, m0, mc, k0, kc, pa);
+                    for tile in 0..tiles {
+                        let cols = NR.min(nc - tile * NR);
+                        for panel in 0..panels {
+                            let rows = MR.min(mc - panel * MR);
+                            let at = &pa[panel * kp * MR..][..kp * MR];
+                            let bt = &pb[tile * kp * NR..][..kp * NR];
+                            let offset = (m0 + panel * MR) * spec.ldc + n0 + tile * NR;
+                            // Rows and columns inside `m x n`, which `GemmSpec::check` proved
+                            // lie inside `c` with `ldc`; asserted again, once per tile.
+                            let out = &mut c[offset..];
+                            assert!((rows - 1) * spec.ldc + cols <= out.len());
+                            // SAFETY: `supported()` was asserted above, so the CPU has the
+                            // AVX-512 F and BF16 instructions the kernel is compiled for; the
+                            // packed slices hold exactly `kp` pairs of MR and NR values, and
+                            // the `rows x cols` block of `out` was checked just above.
+                            unsafe {
+                                match spec.ta {
+                                    Transpose::N => tile_kernel::<true>(
+                                        kp, at, bt, out, spec.ldc, rows, cols, spec.alpha, beta,
+                                    ),
+                                    Transpose::T => tile_kernel::<false>(
+                                        kp, at, bt, out, spec.ldc, rows, cols, spec.alpha, beta,
+                                    ),
+                                }
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Packs rows `m0..m0+mc` and values `k0..k0+kc` of `op(A)` into panels of [`MR`] rows:
+/// `[panel][row][pair]` from a row-major `A` (`N`), `[panel][pair][row]` from a transposed one.
+fn pack_a(
+    spec: &GemmSpec,
+    a: &[f32],
+    m0: usize,
+    mc: usize,
+    k0: usize,
+    kc: usize,
+    out: &mut Vec<u32>,
+) {
+    let kp = kc.div_ceil(2);
+    let panels = mc.div_ceil(MR);
+    let out = grown(out, panels * kp * MR);
+    let lda = spec.lda;
+    ROW.with(|row| {
+        let mut row = row.borrow_mut();
+        match spec.ta {
+            // op(A)[i, k] = A[i * lda + k]: row i is contiguous in k, so its pairs are adjacent.
+            Transpose::N => {
+                for i in 0..mc {
+                    let dst = &mut out[i * kp..][..kp];
+                    convert_adjacent(&a[(m0 + i) * lda + k0..][..kc], dst);
+                }
+                // The last panel's rows past mc.
+                out[mc * kp..].fill(0);
+            }
+            // op(A)[i, k] = A[k * lda + i]: stored rows k and k+1 hold pair k/2 of every row i.
+            Transpose::T => {
+                row.resize(mc, 0);
+                for p in 0..kp {
+                    let k = k0 + 2 * p;
+                    let even = &a[k * lda + m0..][..mc];
+                    let odd = (2 * p + 1 < kc).then(|| &a[(k + 1) * lda + m0..][..mc]);
+                    convert_interleaved(even, odd, &mut row);
+                    for (panel, rows) in row.chunks(MR).enumerate() {
+                        let dst = &mut out[(panel * kp + p) * MR..][..MR];
+                        match <&[u32; MR]>::try_from(rows) {
+                            Ok(full) => *<&mut [u32; MR]>::try_from(dst).unwrap() = *full,
+                            // The last panel: rows past m are zero.
+                            Err(_) => {
+                                dst[..rows.len()].copy_from_slice(rows);
+                                dst[rows.len()..].fill(0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Packs values `k0..k0+kc` and columns `n0..` (`tiles` tiles of [`NR`]) of `op(B)` into
+/// `[tile][pair][NR]`.
+fn pack_b(
+    spec: &GemmSpec,
+    b: &[f32],
+    k0: usize,
+    kc: usize,
+    n0: usize,
+    tiles: usize,
+    out: &mut Vec<u32>,
+) {
+    let kp = kc.div_ceil(2);
+    let out = grown(out, tiles * kp * NR);
+    let ldb = spec.ldb;
+    for tile in 0..tiles {
+        let j0 = n0 + tile * NR;
+        let cols = NR.min(spec.n - j0);
+        let dst = &mut out[tile * kp * NR..][..kp * NR];
+        match spec.tb {
+            // op(B)[k, j] = B[k * ldb + j]: rows k and k+1 are contiguous in j.
+            Transpose::N => {
+                for p in 0..kp {
+                    let k = k0 + 2 * p;
+                    let even = &b[k * ldb + j0..][..cols];
+                    let odd = (2 * p + 1 < kc).then(|| &b[(k + 1) * ldb + j0..][..cols]);
+                    let d = &mut dst[p * NR..][..NR];
+                    convert_interleaved(even, odd, &mut d[..cols]);
+                    d[cols..].fill(0);
+                }
+            }
+            // op(B)[k, j] = B[j * ldb + k]: column j of op(B) is stored row j, pairs adjacent.
+            Transpose::T => ROW.with(|row| {
+                let mut row = row.borrow_mut();
+                row.resize(kp, 0);
+                for jj in 0..cols {
+                    convert_adjacent(&b[(j0 + jj) * ldb + k0..][..kc], &mut row);
+                    for (p, &v) in row.iter().enumerate() {
+                        dst[p * NR + jj] = v;
+                    }
+                }
+                if cols < NR {
+                    for d in dst.chunks_mut(NR) {
+                        d[cols..].fill(0);
+                    }
+                }
+            }),
+        }
+    }
+}
+
+/// The first `len` values of `buf`, grown (never shrunk) to hold them; their contents are
+/// whatever the last call left, so the packers write every value the kernel reads.
+fn grown(buf: &mut Vec<u32>, len: usize) -> &mut [u32] {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    &mut buf[..len]
+}
+
+/// `dst[p]` = the pair (`src[2p]`, `src[2p + 1]`) in bf16 (0 past the end of an odd `src`).
+fn convert_adjacent(src: &[f32], dst: &mut [u32]) {
+    assert_eq!(dst.len(), src.len().div_ceil(2));
+    // SAFETY: `run` asserted `supported()` before packing anything; the lengths are checked
+    // above, and the function reads only `src` and writes only `dst`.
+    unsafe { convert_adjacent_avx512(src, dst) }
+}
+
+/// `dst[i]` = the pair (`even[i]`, `odd[i]`, or 0 without `odd`) in bf16.
+fn convert_interleaved(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
+    assert!(dst.len() == even.len() && odd.is_none_or(|o| o.len() == even.len()));
+    // SAFETY: as in `convert_adjacent`: the CPU has the features, the lengths match.
+    unsafe { convert_interleaved_avx512(even, odd, dst) }
+}
+
+/// Lanes `0..n` of a 16-lane mask.
+fn lanes(n: usize) -> u16 {
+    if n >= 16 { !0 } else { (1u16 << n) - 1 }
+}
+
+/// # Safety
+/// The CPU must support AVX-512 F and BF16; `dst.len() == src.len().div_ceil(2)`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn convert_adjacent_avx512(src: &[f32], dst: &mut [u32]) {
+    for (i, d) in dst.chunks_mut(16).enumerate() {
+        let base = i * 32;
+        let lo = src.len().saturating_sub(base).min(16);
+        let hi = src.len().saturating_sub(base + 16).min(16);
+        // SAFETY: the masks cover only elements `base..base + lo` and `base + 16..base + 16 +
+        // hi` of `src`, and lanes `0..d.len()` of `d`; masked-off lanes are not touched.
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(lanes(lo), src.as_ptr().add(base));
+            let y = if hi > 0 {
+                _mm512_maskz_loadu_ps(lanes(hi), src.as_ptr().add(base + 16))
+            } else {
+                _mm512_setzero_ps()
+            };
+            // 32 bf16: x's 16 in the low half, y's in the high half; as u32, pair p = (2p, 2p+1).
+            let v = as_si(_mm512_cvtne2ps_pbh(y, x));
+            _mm512_mask_storeu_epi32(d.as_mut_ptr() as *mut i32, lanes(d.len()), v);
+        }
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512 F and BF16; `even`, `odd` (if any) and `dst` have one length.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn convert_interleaved_avx512(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
+    for (i, d) in dst.chunks_mut(16).enumerate() {
+        let base = i * 16;
+        let mask = lanes(d.len());
+        // SAFETY: lanes `0..d.len()` from `base` lie inside `even`, `odd` and `dst` (one
+        // length); masked-off lanes are not touched.
+        unsafe {
+            let e = _mm512_cvtepu16_epi32(as_m256i(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(
+                mask,
+                even.as_ptr().add(base),
+            ))));
+            let v = match odd {
+                Some(odd) => {
+                    let o = _mm512_cvtepu16_epi32(as_m256i(_mm512_cvtneps_pbh(
+                        _mm512_maskz_loadu_ps(mask, odd.as_ptr().add(base)),
+                    )));
+                    _mm512_or_si512(e, _mm512_slli_epi32::<16>(o))
+                }
+                None => e,
+            };
+            _mm512_mask_storeu_epi32(d.as_mut_ptr() as *mut i32, mask, v);
+        }
+    }
+}
+
+/// `C[r, j] = alpha * sum_p A[p][r] . B[p][j] + beta * C[r, j]` for `r < rows`, `j < cols`, over
+/// `kp` packed pairs; `C[r, j]` is `c[r * ldc + j]`, and `C` is not read when `beta == 0`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BF16. `a` holds `kp * MR` values, `b` holds `kp * NR`,
+/// and `(rows - 1) * ldc + cols <= c.len()` with `1 <= rows <= MR`, `1 <= cols <= NR`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_kernel<const BY_ROW: bool>(
+    kp: usize,
+    a: &[u32],
+    b: &[u32],
+    c: &mut [f32],
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    debug_assert!(a.len() == kp * MR && b.len() == kp * NR);
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    for p in 0..kp {
+        // SAFETY: `b` holds `kp * NR` u32s, so the NR starting at `p * NR` are in bounds;
+        // `loadu` has no alignment requirement.
+        let bv: [__m512bh; NV] = std::array::from_fn(|v| unsafe {
+            as_bh(_mm512_loadu_si512(
+                (b.as_ptr().add(p * NR) as *const __m512i).add(v),
+            ))
+        });
+        for r in 0..MR {
+            let x = if BY_ROW { a[r * kp + p] } else { a[p * MR + r] };
+            let av = as_bh(_mm512_set1_epi32(x as i32));
+            for v in 0..NV {
+                acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
+            }
+        }
+    }
+    let alpha = _mm512_set1_ps(alpha);
+    let betav = _mm512_set1_ps(beta);
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        for (h, &v) in acc.iter().enumerate() {
+            let col = h * 16;
+            if col >= cols {
+                break;
+            }
+            let live = (cols - col).min(16);
+            let mask: u16 = if live == 16 { !0 } else { (1u16 << live) - 1 };
+            // SAFETY: row `r < rows` and columns `col..col + live <= cols` lie inside `c` by
+            // the function's contract; masked lanes are neither read nor written.
+            unsafe {
+                let ptr = c.as_mut_ptr().add(r * ldc + col);
+                let mut out = _mm512_mul_ps(alpha, v);
+                if beta != 0.0 {
+                    let old = _mm512_maskz_loadu_ps(mask, ptr);
+                    out = _mm512_add_ps(out, _mm512_mul_ps(betav, old));
+                }
+                _mm512_mask_storeu_ps(ptr, mask, out);
+            }
+        }
+    }
+}
+
+/// The same 512 bits read as 32 bf16 values.
+#[inline(always)]
+fn as_bh(x: __m512i) -> __m512bh {
+    // SAFETY: both are plain 64-byte SIMD values; every bit pattern is a valid one of either.
+    unsafe { std::mem::transmute::<__m512i, __m512bh>(x) }
+}
+
+/// The same 512 bits read as 16 integers.
+#[inline(always)]
+fn as_si(x: __m512bh) -> __m512i {
+    // SAFETY: as in `as_bh`.
+    unsafe { std::mem::transmute::<__m512bh, __m512i>(x) }
+}
+
+/// The same 256 bits read as integers.
+#[inline(always)]
+fn as_m256i(x: __m256bh) -> __m256i {
+    // SAFETY: as in `as_bh`, for 32-byte values.
+    unsafe { std::mem::transmute::<__m256bh, __m256i>(x) }
+}

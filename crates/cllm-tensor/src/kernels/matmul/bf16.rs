@@ -37,9 +37,10 @@
 
 use std::arch::x86_64::{
     __m256bh, __m256i, __m512bh, __m512i, _mm512_add_ps, _mm512_cvtepu16_epi32,
-    _mm512_cvtne2ps_pbh, _mm512_cvtneps_pbh, _mm512_dpbf16_ps, _mm512_loadu_si512,
+    _mm512_cvtne2ps_pbh, _mm512_cvtneps_pbh, _mm512_dpbf16_ps, _mm512_loadu_ps, _mm512_loadu_si512,
     _mm512_mask_storeu_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
     _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_slli_epi32,
+    _mm512_storeu_si512,
 };
 use std::cell::RefCell;
 
@@ -265,22 +266,30 @@ fn lanes(n: usize) -> u16 {
 /// The CPU must support AVX-512 F and BF16; `dst.len() == src.len().div_ceil(2)`.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn convert_adjacent_avx512(src: &[f32], dst: &mut [u32]) {
-    for (i, d) in dst.chunks_mut(16).enumerate() {
-        let base = i * 32;
-        let lo = src.len().saturating_sub(base).min(16);
-        let hi = src.len().saturating_sub(base + 16).min(16);
+    let full = src.len() / 32;
+    for i in 0..full {
+        // SAFETY: `32 * (i + 1) <= src.len()` and `16 * (i + 1) <= dst.len()`.
+        unsafe {
+            let x = _mm512_loadu_ps(src.as_ptr().add(32 * i));
+            let y = _mm512_loadu_ps(src.as_ptr().add(32 * i + 16));
+            // 32 bf16: x's 16 in the low half, y's in the high; as u32, pair p = (2p, 2p+1).
+            let v = as_si(_mm512_cvtne2ps_pbh(y, x));
+            _mm512_storeu_si512(dst.as_mut_ptr().add(16 * i) as *mut __m512i, v);
+        }
+    }
+    let base = 32 * full;
+    if base < src.len() {
+        let lo = (src.len() - base).min(16);
+        let hi = src.len().saturating_sub(base + 16);
         // SAFETY: the masks cover only elements `base..base + lo` and `base + 16..base + 16 +
-        // hi` of `src`, and lanes `0..d.len()` of `d`; masked-off lanes are not touched.
+        // hi` of `src`, and the `dst.len() - 16 * full` lanes left of `dst`; masked-off lanes
+        // are not touched.
         unsafe {
             let x = _mm512_maskz_loadu_ps(lanes(lo), src.as_ptr().add(base));
-            let y = if hi > 0 {
-                _mm512_maskz_loadu_ps(lanes(hi), src.as_ptr().add(base + 16))
-            } else {
-                _mm512_setzero_ps()
-            };
-            // 32 bf16: x's 16 in the low half, y's in the high half; as u32, pair p = (2p, 2p+1).
+            let y = _mm512_maskz_loadu_ps(lanes(hi), src.as_ptr().add(base + 16));
             let v = as_si(_mm512_cvtne2ps_pbh(y, x));
-            _mm512_mask_storeu_epi32(d.as_mut_ptr() as *mut i32, lanes(d.len()), v);
+            let left = lanes(dst.len() - 16 * full);
+            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(16 * full) as *mut i32, left, v);
         }
     }
 }
@@ -289,26 +298,44 @@ unsafe fn convert_adjacent_avx512(src: &[f32], dst: &mut [u32]) {
 /// The CPU must support AVX-512 F and BF16; `even`, `odd` (if any) and `dst` have one length.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn convert_interleaved_avx512(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
-    for (i, d) in dst.chunks_mut(16).enumerate() {
-        let base = i * 16;
-        let mask = lanes(d.len());
-        // SAFETY: lanes `0..d.len()` from `base` lie inside `even`, `odd` and `dst` (one
-        // length); masked-off lanes are not touched.
+    /// 16 pairs from `even[i..]` and `odd[i..]`, loaded under `mask`.
+    ///
+    /// # Safety
+    /// The masked lanes from `i` lie inside both slices.
+    #[inline(always)]
+    unsafe fn pairs(even: &[f32], odd: Option<&[f32]>, i: usize, mask: u16) -> __m512i {
+        // SAFETY: the caller's contract.
         unsafe {
-            let e = _mm512_cvtepu16_epi32(as_m256i(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(
-                mask,
-                even.as_ptr().add(base),
-            ))));
-            let v = match odd {
-                Some(odd) => {
-                    let o = _mm512_cvtepu16_epi32(as_m256i(_mm512_cvtneps_pbh(
-                        _mm512_maskz_loadu_ps(mask, odd.as_ptr().add(base)),
-                    )));
-                    _mm512_or_si512(e, _mm512_slli_epi32::<16>(o))
-                }
-                None => e,
+            let load = |x: &[f32]| {
+                let v = if mask == !0 {
+                    _mm512_loadu_ps(x.as_ptr().add(i))
+                } else {
+                    _mm512_maskz_loadu_ps(mask, x.as_ptr().add(i))
+                };
+                _mm512_cvtepu16_epi32(as_m256i(_mm512_cvtneps_pbh(v)))
             };
-            _mm512_mask_storeu_epi32(d.as_mut_ptr() as *mut i32, mask, v);
+            match odd {
+                Some(odd) => _mm512_or_si512(load(even), _mm512_slli_epi32::<16>(load(odd))),
+                None => load(even),
+            }
+        }
+    }
+    let full = dst.len() / 16;
+    for i in (0..full).map(|i| 16 * i) {
+        // SAFETY: `i + 16 <= dst.len()`, the length of all three slices.
+        unsafe {
+            let v = pairs(even, odd, i, !0);
+            _mm512_storeu_si512(dst.as_mut_ptr().add(i) as *mut __m512i, v);
+        }
+    }
+    let i = 16 * full;
+    if i < dst.len() {
+        let mask = lanes(dst.len() - i);
+        // SAFETY: lanes `0..dst.len() - i` from `i` lie inside all three slices; masked-off
+        // lanes are not touched.
+        unsafe {
+            let v = pairs(even, odd, i, mask);
+            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(i) as *mut i32, mask, v);
         }
     }
 }

@@ -58,6 +58,9 @@ pub struct ScalingArgs {
     /// Data directory for cllm-train.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Precision of cllm-train's matrix products: f32 (default) or bf16 (AVX-512 BF16 CPUs).
+    #[arg(long, value_name = "P", value_parser = ["f32", "bf16"])]
+    matmul_precision: Option<String>,
     /// Seed.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
@@ -149,6 +152,9 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
             }
             if let Some(d) = &args.data_dir {
                 a.extend(["--data-dir".into(), d.display().to_string()]);
+            }
+            if let Some(p) = &args.matmul_precision {
+                a.extend(["--matmul-precision".into(), p.clone()]);
             }
             a.extend(measured_run_args(&args.preset, n, steps + warmup, &dir));
             a.extend(["--seed".into(), args.seed.to_string()]);
@@ -349,9 +355,13 @@ fn markdown(
     s += &stamp.markdown();
     let _ = writeln!(
         s,
-        "- preset: {}, {} measured steps after {} warm-up steps per configuration and round, {} round(s) \
+        "- preset: {}, matrix products in {}, {} measured steps after {} warm-up steps per configuration and round, {} round(s) \
          interleaved; medians (p50) over all rounds' steps unless noted\n",
-        args.preset, steps, warmup, rounds
+        args.preset,
+        args.matmul_precision.as_deref().unwrap_or("f32"),
+        steps,
+        warmup,
+        rounds
     );
     s += "| mode | threads | computing | batch | step p50 ms | step p95 ms | tokens/s | speedup | efficiency/core | compute % | wait % | reduce % | optimizer % | data % (overlapped) | straggler p50/p95 ms |\n";
     s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";

@@ -82,9 +82,16 @@ def optimizer(m):
     decay = [p for p in m.parameters() if p.dim() >= 2]; nodecay = [p for p in m.parameters() if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": nodecay, "weight_decay": 0.0}], lr=LR, betas=(0.9, 0.99))
 
+AUTOCAST = None  # torch.bfloat16 for `speed ... bf16`: PyTorch's bf16 autocast on CPU
+
 def step(m, opt, x, y, it):
     for g in opt.param_groups: g["lr"] = get_lr(it)
-    loss = m(x, y); opt.zero_grad(set_to_none=True); loss.backward()
+    if AUTOCAST is None:
+        loss = m(x, y)
+    else:
+        with torch.autocast("cpu", dtype=AUTOCAST):
+            loss = m(x, y)
+    opt.zero_grad(set_to_none=True); loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(m.parameters(), CLIP); opt.step()
     return loss.item(), norm.item()
 
@@ -165,7 +172,9 @@ elif mode == "train":
             break
         step(m, opt, *batch(train), it)
 elif mode == "speed":
+    # speed THREADS SHARD_DIR [bf16]
     torch.set_num_threads(int(sys.argv[2])); torch.manual_seed(0)
+    if len(sys.argv) > 4 and sys.argv[4] == "bf16": AUTOCAST = torch.bfloat16
     train = load_shard(sys.argv[3] + "/train.bin")
     m = GPT(); init(m); opt = optimizer(m)
     times = []

@@ -42,6 +42,10 @@ use std::arch::x86_64::{
     _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_slli_epi32,
     _mm512_storeu_si512,
 };
+use std::arch::x86_64::{
+    _mm512_shuffle_i32x4, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64, _mm512_unpacklo_epi32,
+    _mm512_unpacklo_epi64,
+};
 use std::cell::RefCell;
 
 use super::{GemmSpec, Transpose};
@@ -214,21 +218,25 @@ fn pack_b(
                 }
             }
             // op(B)[k, j] = B[j * ldb + k]: column j of op(B) is stored row j, pairs adjacent.
-            Transpose::T => ROW.with(|row| {
-                let mut row = row.borrow_mut();
-                row.resize(kp, 0);
-                for jj in 0..cols {
-                    convert_adjacent(&b[(j0 + jj) * ldb + k0..][..kc], &mut row);
-                    for (p, &v) in row.iter().enumerate() {
-                        dst[p * NR + jj] = v;
-                    }
+            // Converted 16 columns x 16 pairs at a time and transposed in registers.
+            Transpose::T => {
+                for jj in (0..cols).step_by(16) {
+                    let width = (cols - jj).min(16);
+                    let columns: [&[f32]; 16] = std::array::from_fn(|l| {
+                        if l < width {
+                            &b[(j0 + jj + l) * ldb + k0..][..kc]
+                        } else {
+                            &[]
+                        }
+                    });
+                    transpose_pairs(&columns, kp, &mut dst[jj..]);
                 }
-                if cols < NR {
+                if cols <= 16 {
                     for d in dst.chunks_mut(NR) {
-                        d[cols..].fill(0);
+                        d[16..].fill(0);
                     }
                 }
-            }),
+            }
         }
     }
 }
@@ -255,6 +263,104 @@ fn convert_interleaved(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
     assert!(dst.len() == even.len() && odd.is_none_or(|o| o.len() == even.len()));
     // SAFETY: as in `convert_adjacent`: the CPU has the features, the lengths match.
     unsafe { convert_interleaved_avx512(even, odd, dst) }
+}
+
+/// `dst[p * NR + l]` = the bf16 pair (`columns[l][2p]`, `columns[l][2p + 1]`) for `p < kp`,
+/// `l < 16`; 0 where `columns[l]` is shorter (an empty slice gives a column of zeros).
+fn transpose_pairs(columns: &[&[f32]; 16], kp: usize, dst: &mut [u32]) {
+    assert!(kp == 0 || (kp - 1) * NR + 16 <= dst.len());
+    assert!(columns.iter().all(|c| c.len() <= 2 * kp));
+    // SAFETY: `run` asserted `supported()` before packing; the bounds are checked above.
+    unsafe { transpose_pairs_avx512(columns, kp, dst) }
+}
+
+/// Up to 32 values of `src` (zeros past its end) as 16 bf16 pairs.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BF16.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn load_pairs(src: &[f32]) -> __m512i {
+    let lo = src.len().min(16);
+    let hi = src.len().saturating_sub(16).min(16);
+    // SAFETY: the masks cover elements `0..lo` and `16..16 + hi` of `src` only.
+    unsafe {
+        let (x, y) = if src.len() >= 32 {
+            (
+                _mm512_loadu_ps(src.as_ptr()),
+                _mm512_loadu_ps(src.as_ptr().add(16)),
+            )
+        } else {
+            (
+                _mm512_maskz_loadu_ps(lanes(lo), src.as_ptr()),
+                _mm512_maskz_loadu_ps(lanes(hi), src.as_ptr().wrapping_add(16)),
+            )
+        };
+        // 32 bf16: x's 16 in the low half, y's in the high; as u32, pair p = (2p, 2p+1).
+        as_si(_mm512_cvtne2ps_pbh(y, x))
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512 F and BF16; the bounds of [`transpose_pairs`] hold.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn transpose_pairs_avx512(columns: &[&[f32]; 16], kp: usize, dst: &mut [u32]) {
+    for p0 in (0..kp).step_by(16) {
+        // r[l] = pairs p0..p0+16 of column l.
+        // SAFETY: the CPU has the features (this function's contract).
+        let r: [__m512i; 16] =
+            std::array::from_fn(|l| unsafe { load_pairs(columns[l].get(2 * p0..).unwrap_or(&[])) });
+        let out = transpose_16x16(r);
+        for (q, v) in out.iter().enumerate().take(kp - p0) {
+            // SAFETY: `(p0 + q) * NR + 16 <= dst.len()` as `p0 + q < kp` (checked bound).
+            unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add((p0 + q) * NR) as *mut __m512i, *v) };
+        }
+    }
+}
+
+/// The transpose of a 16 x 16 matrix of `u32`, one row per register: `out[q]` lane `l` is
+/// `r[l]` lane `q`. Interleaves 32-bit, then 64-bit elements within 128-bit blocks, then
+/// moves the blocks.
+#[target_feature(enable = "avx512f")]
+fn transpose_16x16(r: [__m512i; 16]) -> [__m512i; 16] {
+    // a[2i], a[2i+1]: rows 2i and 2i+1 interleaved (low, high halves of each 128-bit block).
+    let a: [__m512i; 16] = std::array::from_fn(|i| {
+        let (x, y) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi32(x, y)
+        } else {
+            _mm512_unpackhi_epi32(x, y)
+        }
+    });
+    // b[4i + e]: rows 4i..4i+4, element e of each 128-bit block.
+    let b: [__m512i; 16] = std::array::from_fn(|j| {
+        let (i, e) = (j / 4, j % 4);
+        let (x, y) = (a[4 * i + (e / 2)], a[4 * i + 2 + (e / 2)]);
+        if e % 2 == 0 {
+            _mm512_unpacklo_epi64(x, y)
+        } else {
+            _mm512_unpackhi_epi64(x, y)
+        }
+    });
+    // out[4 * blk + e] = block `blk` of b[e], b[4 + e], b[8 + e], b[12 + e].
+    std::array::from_fn(|q| {
+        let (blk, e) = (q / 4, q % 4);
+        let (c, d) = if blk < 2 {
+            (
+                _mm512_shuffle_i32x4::<0b01_00_01_00>(b[e], b[4 + e]),
+                _mm512_shuffle_i32x4::<0b01_00_01_00>(b[8 + e], b[12 + e]),
+            )
+        } else {
+            (
+                _mm512_shuffle_i32x4::<0b11_10_11_10>(b[e], b[4 + e]),
+                _mm512_shuffle_i32x4::<0b11_10_11_10>(b[8 + e], b[12 + e]),
+            )
+        };
+        if blk % 2 == 0 {
+            _mm512_shuffle_i32x4::<0b10_00_10_00>(c, d)
+        } else {
+            _mm512_shuffle_i32x4::<0b11_01_11_01>(c, d)
+        }
+    })
 }
 
 /// Lanes `0..n` of a 16-lane mask.

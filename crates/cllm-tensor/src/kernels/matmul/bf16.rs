@@ -31,7 +31,7 @@
 //! 256 KiB of `B` per thread) and grow once: no allocation per call after the first.
 //!
 //! The micro-kernel alone reaches ~220 GFLOP/s on one Zen 4 core, whose `vdpbf16ps` peak is
-//! ~232 (twice its f32 FMA peak of ~115); a nanoGPT-cpu step's GEMMs run at ~163 GFLOP/s with
+//! ~234 (twice its f32 FMA peak of ~117); a nanoGPT-cpu step's GEMMs run at ~174 GFLOP/s with
 //! the packing (`cargo run --release -p cllm-tensor --example step_gemms`, and
 //! `--example fma_peak` for the peaks).
 

@@ -55,12 +55,6 @@ impl MatmulPrecision {
     }
 }
 
-impl std::fmt::Display for MatmulPrecision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.precision().name())
-    }
-}
-
 /// A fully resolved run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {

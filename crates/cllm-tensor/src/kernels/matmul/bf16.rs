@@ -39,12 +39,9 @@ use std::arch::x86_64::{
     __m256bh, __m256i, __m512bh, __m512i, _mm512_add_ps, _mm512_cvtepu16_epi32,
     _mm512_cvtne2ps_pbh, _mm512_cvtneps_pbh, _mm512_dpbf16_ps, _mm512_loadu_ps, _mm512_loadu_si512,
     _mm512_mask_storeu_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
-    _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_slli_epi32,
-    _mm512_storeu_si512,
-};
-use std::arch::x86_64::{
-    _mm512_shuffle_i32x4, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64, _mm512_unpacklo_epi32,
-    _mm512_unpacklo_epi64,
+    _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_i32x4,
+    _mm512_slli_epi32, _mm512_storeu_si512, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64,
+    _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
 };
 use std::cell::RefCell;
 
@@ -150,41 +147,39 @@ fn pack_a(
     let panels = mc.div_ceil(MR);
     let out = grown(out, panels * kp * MR);
     let lda = spec.lda;
-    ROW.with(|row| {
-        let mut row = row.borrow_mut();
-        match spec.ta {
-            // op(A)[i, k] = A[i * lda + k]: row i is contiguous in k, so its pairs are adjacent.
-            Transpose::N => {
-                for i in 0..mc {
-                    let dst = &mut out[i * kp..][..kp];
-                    convert_adjacent(&a[(m0 + i) * lda + k0..][..kc], dst);
-                }
-                // The last panel's rows past mc.
-                out[mc * kp..].fill(0);
+    match spec.ta {
+        // op(A)[i, k] = A[i * lda + k]: row i is contiguous in k, so its pairs are adjacent.
+        Transpose::N => {
+            for i in 0..mc {
+                let dst = &mut out[i * kp..][..kp];
+                convert_adjacent(&a[(m0 + i) * lda + k0..][..kc], dst);
             }
-            // op(A)[i, k] = A[k * lda + i]: stored rows k and k+1 hold pair k/2 of every row i.
-            Transpose::T => {
-                row.resize(mc, 0);
-                for p in 0..kp {
-                    let k = k0 + 2 * p;
-                    let even = &a[k * lda + m0..][..mc];
-                    let odd = (2 * p + 1 < kc).then(|| &a[(k + 1) * lda + m0..][..mc]);
-                    convert_interleaved(even, odd, &mut row);
-                    for (panel, rows) in row.chunks(MR).enumerate() {
-                        let dst = &mut out[(panel * kp + p) * MR..][..MR];
-                        match <&[u32; MR]>::try_from(rows) {
-                            Ok(full) => *<&mut [u32; MR]>::try_from(dst).unwrap() = *full,
-                            // The last panel: rows past m are zero.
-                            Err(_) => {
-                                dst[..rows.len()].copy_from_slice(rows);
-                                dst[rows.len()..].fill(0);
-                            }
+            // The last panel's rows past mc.
+            out[mc * kp..].fill(0);
+        }
+        // op(A)[i, k] = A[k * lda + i]: stored rows k and k+1 hold pair k/2 of every row i.
+        Transpose::T => ROW.with(|row| {
+            let mut row = row.borrow_mut();
+            row.resize(mc, 0);
+            for p in 0..kp {
+                let k = k0 + 2 * p;
+                let even = &a[k * lda + m0..][..mc];
+                let odd = (2 * p + 1 < kc).then(|| &a[(k + 1) * lda + m0..][..mc]);
+                convert_interleaved(even, odd, &mut row);
+                for (panel, rows) in row.chunks(MR).enumerate() {
+                    let dst = &mut out[(panel * kp + p) * MR..][..MR];
+                    match <&[u32; MR]>::try_from(rows) {
+                        Ok(full) => *<&mut [u32; MR]>::try_from(dst).unwrap() = *full,
+                        // The last panel: rows past m are zero.
+                        Err(_) => {
+                            dst[..rows.len()].copy_from_slice(rows);
+                            dst[rows.len()..].fill(0);
                         }
                     }
                 }
             }
-        }
-    });
+        }),
+    }
 }
 
 /// Packs values `k0..k0+kc` and columns `n0..` (`tiles` tiles of [`NR`]) of `op(B)` into
@@ -372,30 +367,17 @@ fn lanes(n: usize) -> u16 {
 /// The CPU must support AVX-512 F and BF16; `dst.len() == src.len().div_ceil(2)`.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn convert_adjacent_avx512(src: &[f32], dst: &mut [u32]) {
-    let full = src.len() / 32;
-    for i in 0..full {
-        // SAFETY: `32 * (i + 1) <= src.len()` and `16 * (i + 1) <= dst.len()`.
+    for (i, d) in dst.chunks_mut(16).enumerate() {
+        // SAFETY: the CPU has the features (this function's contract); `load_pairs` reads at
+        // most the 32 values of `src` from `32 * i`, and the store covers `d` only (16 lanes,
+        // or the masked `d.len()` of the last chunk).
         unsafe {
-            let x = _mm512_loadu_ps(src.as_ptr().add(32 * i));
-            let y = _mm512_loadu_ps(src.as_ptr().add(32 * i + 16));
-            // 32 bf16: x's 16 in the low half, y's in the high; as u32, pair p = (2p, 2p+1).
-            let v = as_si(_mm512_cvtne2ps_pbh(y, x));
-            _mm512_storeu_si512(dst.as_mut_ptr().add(16 * i) as *mut __m512i, v);
-        }
-    }
-    let base = 32 * full;
-    if base < src.len() {
-        let lo = (src.len() - base).min(16);
-        let hi = src.len().saturating_sub(base + 16);
-        // SAFETY: the masks cover only elements `base..base + lo` and `base + 16..base + 16 +
-        // hi` of `src`, and the `dst.len() - 16 * full` lanes left of `dst`; masked-off lanes
-        // are not touched.
-        unsafe {
-            let x = _mm512_maskz_loadu_ps(lanes(lo), src.as_ptr().add(base));
-            let y = _mm512_maskz_loadu_ps(lanes(hi), src.as_ptr().add(base + 16));
-            let v = as_si(_mm512_cvtne2ps_pbh(y, x));
-            let left = lanes(dst.len() - 16 * full);
-            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(16 * full) as *mut i32, left, v);
+            let v = load_pairs(&src[32 * i..]);
+            if d.len() == 16 {
+                _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, v);
+            } else {
+                _mm512_mask_storeu_epi32(d.as_mut_ptr() as *mut i32, lanes(d.len()), v);
+            }
         }
     }
 }
@@ -491,9 +473,8 @@ unsafe fn tile_kernel<const BY_ROW: bool>(
             if col >= cols {
                 break;
             }
-            let live = (cols - col).min(16);
-            let mask: u16 = if live == 16 { !0 } else { (1u16 << live) - 1 };
-            // SAFETY: row `r < rows` and columns `col..col + live <= cols` lie inside `c` by
+            let mask = lanes(cols - col);
+            // SAFETY: row `r < rows` and columns `col..cols.min(col + 16)` lie inside `c` by
             // the function's contract; masked lanes are neither read nor written.
             unsafe {
                 let ptr = c.as_mut_ptr().add(r * ldc + col);

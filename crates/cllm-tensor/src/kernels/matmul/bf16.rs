@@ -36,8 +36,9 @@
 //! `--example fma_peak` for the peaks).
 
 use std::arch::x86_64::{
-    __m256bh, __m256i, __m512bh, __m512i, _mm512_add_ps, _mm512_cvtepu16_epi32,
-    _mm512_cvtne2ps_pbh, _mm512_cvtneps_pbh, _mm512_dpbf16_ps, _mm512_loadu_ps, _mm512_loadu_si512,
+    __m256bh, __m256i, __m512bh, __m512i, _mm256_storeu_si256, _mm512_add_ps,
+    _mm512_castsi512_si256, _mm512_cvtepu16_epi32, _mm512_cvtne2ps_pbh, _mm512_cvtneps_pbh,
+    _mm512_dpbf16_ps, _mm512_extracti64x4_epi64, _mm512_loadu_ps, _mm512_loadu_si512,
     _mm512_mask_storeu_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
     _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_i32x4,
     _mm512_slli_epi32, _mm512_storeu_si512, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64,
@@ -63,8 +64,6 @@ const NC: usize = 512;
 thread_local! {
     /// Packed `op(A)` and `op(B)` blocks, reused by every call on this thread.
     static PACKED: RefCell<(Vec<u32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-    /// One converted row, before it is spread into a packed layout.
-    static ROW: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Whether this CPU can run the backend (AVX-512 F and BF16).
@@ -157,28 +156,16 @@ fn pack_a(
             // The last panel's rows past mc.
             out[mc * kp..].fill(0);
         }
-        // op(A)[i, k] = A[k * lda + i]: stored rows k and k+1 hold pair k/2 of every row i.
-        Transpose::T => ROW.with(|row| {
-            let mut row = row.borrow_mut();
-            row.resize(mc, 0);
+        // op(A)[i, k] = A[k * lda + i]: stored rows k and k+1 hold pair k/2 of every row i,
+        // converted 16 rows at a time and stored straight into two panels.
+        Transpose::T => {
             for p in 0..kp {
                 let k = k0 + 2 * p;
                 let even = &a[k * lda + m0..][..mc];
                 let odd = (2 * p + 1 < kc).then(|| &a[(k + 1) * lda + m0..][..mc]);
-                convert_interleaved(even, odd, &mut row);
-                for (panel, rows) in row.chunks(MR).enumerate() {
-                    let dst = &mut out[(panel * kp + p) * MR..][..MR];
-                    match <&[u32; MR]>::try_from(rows) {
-                        Ok(full) => *<&mut [u32; MR]>::try_from(dst).unwrap() = *full,
-                        // The last panel: rows past m are zero.
-                        Err(_) => {
-                            dst[..rows.len()].copy_from_slice(rows);
-                            dst[rows.len()..].fill(0);
-                        }
-                    }
-                }
+                spread_pairs(even, odd, p, kp, out);
             }
-        }),
+        }
     }
 }
 
@@ -196,25 +183,35 @@ fn pack_b(
     let kp = kc.div_ceil(2);
     let out = grown(out, tiles * kp * NR);
     let ldb = spec.ldb;
-    for tile in 0..tiles {
-        let j0 = n0 + tile * NR;
-        let cols = NR.min(spec.n - j0);
-        let dst = &mut out[tile * kp * NR..][..kp * NR];
-        match spec.tb {
-            // op(B)[k, j] = B[k * ldb + j]: rows k and k+1 are contiguous in j.
-            Transpose::N => {
-                for p in 0..kp {
-                    let k = k0 + 2 * p;
-                    let even = &b[k * ldb + j0..][..cols];
-                    let odd = (2 * p + 1 < kc).then(|| &b[(k + 1) * ldb + j0..][..cols]);
-                    let d = &mut dst[p * NR..][..NR];
-                    convert_interleaved(even, odd, &mut d[..cols]);
+    let nc = (spec.n - n0).min(tiles * NR);
+    match spec.tb {
+        // op(B)[k, j] = B[k * ldb + j]: rows k and k+1 are contiguous in j. Each pair of rows
+        // is read once, front to back, and spread over the tiles.
+        Transpose::N => {
+            for p in 0..kp {
+                let k = k0 + 2 * p;
+                let even = &b[k * ldb + n0..][..nc];
+                let odd = (2 * p + 1 < kc).then(|| &b[(k + 1) * ldb + n0..][..nc]);
+                for tile in 0..tiles {
+                    let j = tile * NR;
+                    let cols = NR.min(nc - j);
+                    let d = &mut out[(tile * kp + p) * NR..][..NR];
+                    convert_interleaved(
+                        &even[j..j + cols],
+                        odd.map(|o| &o[j..j + cols]),
+                        &mut d[..cols],
+                    );
                     d[cols..].fill(0);
                 }
             }
-            // op(B)[k, j] = B[j * ldb + k]: column j of op(B) is stored row j, pairs adjacent.
-            // Converted 16 columns x 16 pairs at a time and transposed in registers.
-            Transpose::T => {
+        }
+        // op(B)[k, j] = B[j * ldb + k]: column j of op(B) is stored row j, pairs adjacent.
+        // Converted 16 columns x 16 pairs at a time and transposed in registers.
+        Transpose::T => {
+            for tile in 0..tiles {
+                let j0 = n0 + tile * NR;
+                let cols = NR.min(nc - tile * NR);
+                let dst = &mut out[tile * kp * NR..][..kp * NR];
                 for jj in (0..cols).step_by(16) {
                     let width = (cols - jj).min(16);
                     let columns: [&[f32]; 16] = std::array::from_fn(|l| {
@@ -258,6 +255,17 @@ fn convert_interleaved(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
     assert!(dst.len() == even.len() && odd.is_none_or(|o| o.len() == even.len()));
     // SAFETY: as in `convert_adjacent`: the CPU has the features, the lengths match.
     unsafe { convert_interleaved_avx512(even, odd, dst) }
+}
+
+/// Pair `p` of every row of `kp`-pair panels of [`MR`] rows (`[panel][pair][row]`, as
+/// [`pack_a`] lays out a transposed `A`): row `i` gets (`even[i]`, `odd[i]`, or 0 without
+/// `odd`) in bf16, and the last panel's rows past `even.len()` get 0.
+fn spread_pairs(even: &[f32], odd: Option<&[f32]>, p: usize, kp: usize, panels: &mut [u32]) {
+    let rows = even.len();
+    assert!(odd.is_none_or(|o| o.len() == rows) && p < kp);
+    assert!(panels.len() == rows.div_ceil(MR) * kp * MR);
+    // SAFETY: `run` asserted `supported()` before packing; the lengths are checked above.
+    unsafe { spread_pairs_avx512(even, odd, p, kp, panels) }
 }
 
 /// `dst[p * NR + l]` = the bf16 pair (`columns[l][2p]`, `columns[l][2p + 1]`) for `p < kp`,
@@ -382,32 +390,64 @@ unsafe fn convert_adjacent_avx512(src: &[f32], dst: &mut [u32]) {
     }
 }
 
+/// 16 pairs from `even[i..]` and `odd[i..]` (lanes outside `mask` are 0).
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BF16; the masked lanes from `i` lie inside both slices.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+unsafe fn pairs(even: &[f32], odd: Option<&[f32]>, i: usize, mask: u16) -> __m512i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let load = |x: &[f32]| {
+            let v = if mask == !0 {
+                _mm512_loadu_ps(x.as_ptr().add(i))
+            } else {
+                _mm512_maskz_loadu_ps(mask, x.as_ptr().add(i))
+            };
+            _mm512_cvtepu16_epi32(as_m256i(_mm512_cvtneps_pbh(v)))
+        };
+        match odd {
+            Some(odd) => _mm512_or_si512(load(even), _mm512_slli_epi32::<16>(load(odd))),
+            None => load(even),
+        }
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512 F and BF16; the bounds of [`spread_pairs`] hold.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn spread_pairs_avx512(
+    even: &[f32],
+    odd: Option<&[f32]>,
+    p: usize,
+    kp: usize,
+    panels: &mut [u32],
+) {
+    let rows = even.len();
+    let count = rows.div_ceil(MR);
+    let base = panels.as_mut_ptr();
+    for i in (0..rows).step_by(16) {
+        // SAFETY: lanes `0..rows - i` from `i` lie inside `even` and `odd` (same length); the
+        // others load as 0, which is what the last panel's rows past `rows` must hold. Panel
+        // `q` spans `q * kp * MR..(q + 1) * kp * MR` of `panels` (`count` panels, checked by
+        // `spread_pairs`), and `(q * kp + p) * MR + MR` lies inside it as `p < kp`.
+        unsafe {
+            let v = pairs(even, odd, i, lanes(rows - i));
+            let q = i / MR;
+            let at = |q: usize| base.add((q * kp + p) * MR) as *mut __m256i;
+            _mm256_storeu_si256(at(q), _mm512_castsi512_si256(v));
+            if q + 1 < count {
+                _mm256_storeu_si256(at(q + 1), _mm512_extracti64x4_epi64::<1>(v));
+            }
+        }
+    }
+}
+
 /// # Safety
 /// The CPU must support AVX-512 F and BF16; `even`, `odd` (if any) and `dst` have one length.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn convert_interleaved_avx512(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
-    /// 16 pairs from `even[i..]` and `odd[i..]`, loaded under `mask`.
-    ///
-    /// # Safety
-    /// The masked lanes from `i` lie inside both slices.
-    #[inline(always)]
-    unsafe fn pairs(even: &[f32], odd: Option<&[f32]>, i: usize, mask: u16) -> __m512i {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let load = |x: &[f32]| {
-                let v = if mask == !0 {
-                    _mm512_loadu_ps(x.as_ptr().add(i))
-                } else {
-                    _mm512_maskz_loadu_ps(mask, x.as_ptr().add(i))
-                };
-                _mm512_cvtepu16_epi32(as_m256i(_mm512_cvtneps_pbh(v)))
-            };
-            match odd {
-                Some(odd) => _mm512_or_si512(load(even), _mm512_slli_epi32::<16>(load(odd))),
-                None => load(even),
-            }
-        }
-    }
     let full = dst.len() / 16;
     for i in (0..full).map(|i| 16 * i) {
         // SAFETY: `i + 16 <= dst.len()`, the length of all three slices.

@@ -58,6 +58,25 @@ impl Tape {
         Self::default()
     }
 
+    /// An empty tape whose buffers have room for what `other` holds now (its buffers' lengths),
+    /// reserved at once: a step like `other`'s then grows nothing. Each buffer is one
+    /// allocation written only by the step, so an allocator can back it with huge pages (as
+    /// `cllm-train`'s does) rather than with the small pages a growing buffer was first given.
+    pub fn with_capacity_of(other: &Tape) -> Self {
+        Tape {
+            ops: Vec::with_capacity(other.ops.len()),
+            vals: Vec::with_capacity(other.vals.len()),
+            arena: Vec::with_capacity(other.arena.len()),
+            arena_used: 0,
+            grads: Vec::with_capacity(other.grads.len()),
+            aux: Vec::with_capacity(other.aux.len()),
+            aux_used: 0,
+            ids: Vec::with_capacity(other.ids.len()),
+            scratch: Vec::with_capacity(other.scratch.len()),
+            dirty_leaves: Vec::with_capacity(other.dirty_leaves.len()),
+        }
+    }
+
     /// Starts a step: clears the previous one (keeping capacity) and returns the recorder.
     ///
     /// `params` is the flat parameter buffer laid out by `layout`; ops that use parameters read

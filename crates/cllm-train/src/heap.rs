@@ -7,8 +7,12 @@ use std::alloc::System;
 
 use cap::Cap;
 
+use crate::huge_pages::HugePages;
+
+/// The system allocator, large allocations advised for transparent huge pages
+/// ([`HugePages`]), counted by `Cap`.
 #[global_allocator]
-static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
+static ALLOCATOR: Cap<HugePages<System>> = Cap::new(HugePages(System), usize::MAX);
 
 /// Bytes currently allocated on the heap by this process.
 pub fn live_bytes() -> u64 {

@@ -386,7 +386,12 @@ fn announce(cfg: &RunConfig, engine: &LatticeEngine) {
     };
     eprintln!("lattice: Node Zero + {}{pinned}", engine.topology());
     let mem = engine.memory();
-    eprintln!("{mem}");
+    let pages = if crate::huge_pages::enabled() {
+        "buffers of 2 MiB or more in transparent huge pages where the kernel has them"
+    } else {
+        "huge pages off (CLLM_HUGE_PAGES=0)"
+    };
+    eprintln!("{mem}; {pages}");
     if mem.computing_workers < mem.workers {
         eprintln!(
             "{} of {} workers compute (at most one per core and per sequence; --compute-workers changes it); \

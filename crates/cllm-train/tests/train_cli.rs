@@ -388,6 +388,50 @@ fn bf16_products_record_themselves_resume_bit_for_bit_and_are_refused_where_unsu
     );
 }
 
+/// Huge-page mappings (the default) and `CLLM_HUGE_PAGES=0` give the same bits; a model whose
+/// buffers are megabytes makes both paths run.
+#[test]
+fn huge_pages_change_no_bits() {
+    let env = Env::new();
+    let big = [
+        SMALL,
+        &[
+            "--embed-dim",
+            "256",
+            "--num-heads",
+            "4",
+            "--num-layers",
+            "1",
+        ],
+    ]
+    .concat();
+    let mut runs = Vec::new();
+    for (name, value) in [("on", None), ("off", Some("0"))] {
+        let out_dir = env.path(name);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cllm-train"));
+        cmd.current_dir(env.dir.path())
+            .arg(env.path("corpus.txt"))
+            .args(["--cache-dir", env.path("cache").to_str().unwrap()])
+            .args(&big)
+            .args(["--out", out_dir.to_str().unwrap()]);
+        match value {
+            Some(v) => cmd.env("CLLM_HUGE_PAGES", v),
+            None => cmd.env_remove("CLLM_HUGE_PAGES"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let said = if value.is_some() {
+            "huge pages off (CLLM_HUGE_PAGES=0)"
+        } else {
+            "in transparent huge pages"
+        };
+        assert!(stderr(&out).contains(said), "{}", stderr(&out));
+        runs.push(losses(&out_dir));
+    }
+    assert!(!runs[0].is_empty());
+    assert_eq!(runs[0], runs[1]);
+}
+
 #[test]
 fn resume_refuses_changed_settings_and_damaged_checkpoints() {
     let env = Env::new();

@@ -19,6 +19,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    cllm_train::huge_pages::configure_from_env();
     let cli = Cli::parse();
     let mut stdout = std::io::stdout().lock();
     match generate_cmd::run(&cli.args, &mut stdout) {

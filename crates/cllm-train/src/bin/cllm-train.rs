@@ -97,6 +97,7 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    cllm_train::huge_pages::configure_from_env();
     let cli = Cli::parse();
     let telemetry = match telemetry::init(cli.log_level.as_deref(), cli.trace.as_deref()) {
         Ok(guard) => guard,

@@ -116,3 +116,41 @@ fn tape_and_heap_stop_growing_over_1000_steps() {
         "live heap grew between step 10 and step 1000: {heap10} -> {heap1000}"
     );
 }
+
+#[test]
+fn a_tape_reserved_like_another_records_the_same_step_without_growing() {
+    let (t, c, v) = (4, 8, 7);
+    let mut layout = ParamLayout::new();
+    let wte = layout.push("wte", &[v, c]);
+    let fc = layout.push("fc.w", &[2 * c, c]);
+    let params: Vec<f32> = (0..layout.len()).map(|i| (i % 11) as f32 * 0.01).collect();
+    let tokens: Vec<u32> = (0..2 * t).map(|i| (i % v) as u32).collect();
+    let step = |tape: &mut Tape, grads: &mut Vec<f32>| {
+        grads.fill(0.0);
+        let mut g = tape.graph(&params, &layout);
+        let x = g.embedding(&tokens, wte, None, t);
+        let h = g.linear(x, fc, None);
+        let h = g.gelu(h);
+        let s = g.sum(h);
+        g.backward(s, grads);
+        g.scalar(s)
+    };
+    let mut probe = Tape::new();
+    let mut grads = layout.zeros();
+    let want = step(&mut probe, &mut grads);
+    let want_grads = grads.clone();
+
+    let mut tape = Tape::with_capacity_of(&probe);
+    let reserved = tape.stats().capacity_bytes;
+    assert_eq!(
+        reserved,
+        probe.stats().len_bytes,
+        "reserves what the probe used"
+    );
+    let heap = live();
+    let got = step(&mut tape, &mut grads);
+    assert_eq!(live(), heap, "the step allocated");
+    assert_eq!(tape.stats().capacity_bytes, reserved, "the tape grew");
+    assert_eq!(got.to_bits(), want.to_bits());
+    assert_eq!(grads, want_grads);
+}

@@ -12,6 +12,11 @@
 //! fresh zero pages, so a zeroed allocation costs nothing until written, and the reserved but
 //! unwritten gradient buffers of idle workers stay free); where the kernel has no transparent
 //! huge pages, or has them off, the advice is ignored and the pages are ordinary ones.
+//!
+//! The cost: each mapping is a system call, and its pages are faulted in fresh. Buffers made
+//! once are unaffected; the `gemm` crate's per-call packing buffer is one only for products
+//! whose packed operand reaches 2 MiB (large models, where the product takes milliseconds):
+//! nanogpt-baby's step measured no slower (5.83 -> 5.65 s in one pair of 2-thread runs).
 //! Measured in docs/benchmarks.md ("Transparent huge pages"). Other platforms: a pass-through.
 //!
 //! `CLLM_HUGE_PAGES=0` in the environment turns it off (every allocation goes to the wrapped

@@ -6,7 +6,7 @@
 #
 # Usage: bash scripts/huge-pages-check.sh [ROUNDS] [THREADS] [PRESET] [STEPS] [extra cllm-train args...]
 #   defaults: 3 rounds, 1 thread, nanogpt-cpu, 150 steps (the first third of each run is warm-up and
-#   not counted). Trains on the built-in corpus.
+#   not counted). Trains on the built-in corpus, evaluating once at the end on one batch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3} threads=${2:-1} preset=${3:-nanogpt-cpu} steps=${4:-150}
@@ -35,7 +35,7 @@ for r in $(seq 1 "$rounds"); do
   for setting in on off; do
     out="$tmp/$setting-$r"
     if [ $setting = off ]; then export CLLM_HUGE_PAGES=0; else unset CLLM_HUGE_PAGES; fi
-    "$bin" --preset "$preset" --threads "$threads" --max-steps "$steps" --eval-interval "$steps" \
+    "$bin" --preset "$preset" --threads "$threads" --max-steps "$steps" --eval-interval "$steps" --eval-iters 1 \
       --out "$out" "$@" 2>"$out.log" || { cat "$out.log" >&2; exit 1; }
     for f in ms_per_step reduce optimizer; do field "$out/metrics.jsonl" $f >>"$tmp/$setting.$f"; done
     numbers "$out/metrics.jsonl" >"$out.numbers"

@@ -16,7 +16,8 @@
 //! The cost: each mapping is a system call, and its pages are faulted in fresh. Buffers made
 //! once are unaffected; the `gemm` crate's per-call packing buffer is one only for products
 //! whose packed operand reaches 2 MiB (large models, where the product takes milliseconds):
-//! nanogpt-baby's step measured no slower (5.83 -> 5.65 s in one pair of 2-thread runs).
+//! nanogpt-baby's 2-thread step measured 5.74 s without huge pages and 5.73 s with them
+//! (`bash scripts/huge-pages-check.sh 1 2 nanogpt-baby 6`).
 //! Measured in docs/benchmarks.md ("Transparent huge pages"). Other platforms: a pass-through.
 //!
 //! `CLLM_HUGE_PAGES=0` in the environment turns it off (every allocation goes to the wrapped

@@ -195,23 +195,34 @@ impl Worker<2> for GptWorker {
 /// A tape that has recorded one training step of `rows` sequences (zero weights and tokens),
 /// so its buffers have the size such a step needs; an empty tape for 0 rows.
 ///
-/// The step is recorded twice: first on a tape that grows as it goes, then on one reserved at
-/// that tape's size ([`Tape::with_capacity_of`]), whose buffers are single fresh allocations
-/// (huge pages under cllm-train's allocator) instead of regrown ones.
+/// It is recorded on a [`Tape::with_capacity_of`] a [`probe_tape`], so its buffers are single
+/// fresh allocations (huge pages under cllm-train's allocator) instead of regrown ones.
 pub fn recorded_tape(gpt: &Gpt, rows: usize) -> Tape {
     if rows == 0 {
         return Tape::new();
     }
+    let mut tape = Tape::with_capacity_of(&probe_tape(gpt, rows));
+    record_step(gpt, rows, &mut tape);
+    tape
+}
+
+/// A tape grown by recording one training step of `rows` sequences: what such a step writes
+/// ([`Tape::stats`]), in buffers that grew as it went.
+pub fn probe_tape(gpt: &Gpt, rows: usize) -> Tape {
+    let mut tape = Tape::new();
+    if rows > 0 {
+        record_step(gpt, rows, &mut tape);
+    }
+    tape
+}
+
+/// Records one training step of `rows` sequences of zero tokens on zero weights.
+fn record_step(gpt: &Gpt, rows: usize, tape: &mut Tape) {
     let t = gpt.cfg.seq_len;
     let tokens = vec![0u32; rows * t];
     let weights = gpt.params.layout.zeros();
     let mut grads = gpt.params.layout.zeros();
-    let mut probe = Tape::new();
-    gpt.loss_and_grad(&mut probe, &weights, &tokens, &tokens, t, 1.0, &mut grads);
-    let mut tape = Tape::with_capacity_of(&probe);
-    drop(probe);
-    gpt.loss_and_grad(&mut tape, &weights, &tokens, &tokens, t, 1.0, &mut grads);
-    tape
+    gpt.loss_and_grad(tape, &weights, &tokens, &tokens, t, 1.0, &mut grads);
 }
 
 /// What every replica is built from.

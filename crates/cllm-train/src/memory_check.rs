@@ -11,7 +11,7 @@
 
 use cllm_model::{Gpt, GptConfig};
 
-use crate::engine::recorded_tape;
+use crate::engine::probe_tape;
 
 /// What a run will make resident, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl MemoryEstimate {
     /// per-token activations plus per-step parts such as the parameters' gradient slots);
     /// `a` and `b` come from recording one and two sequences.
     pub fn new(gpt: &Gpt, batch_size: usize, compute_workers: usize) -> Self {
-        let per_rows = |rows| recorded_tape(gpt, rows).stats().len_bytes as u64;
+        let per_rows = |rows| probe_tape(gpt, rows).stats().len_bytes as u64;
         let (one, two) = (per_rows(1), per_rows(2));
         let per_sequence = two.saturating_sub(one);
         let param_bytes = (gpt.params.layout.len() * std::mem::size_of::<f32>()) as u64;
@@ -176,6 +176,7 @@ fn cgroup_room() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::recorded_tape;
     use cllm_model::GptConfig;
 
     #[test]

@@ -33,12 +33,17 @@ impl Env {
     /// Runs `cllm-train` on the fixture corpus, in the temporary directory (where a default
     /// `runs/` lands).
     fn train(&self, args: &[&str]) -> Output {
+        self.train_command(args).output().unwrap()
+    }
+
+    /// The command [`train`](Self::train) runs, to adjust (its environment) before running.
+    fn train_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cllm-train"));
         cmd.current_dir(self.dir.path())
             .arg(self.path("corpus.txt"))
             .args(["--cache-dir", self.path("cache").to_str().unwrap()])
             .args(args);
-        cmd.output().unwrap()
+        cmd
     }
 }
 
@@ -408,12 +413,8 @@ fn huge_pages_change_no_bits() {
     let mut runs = Vec::new();
     for (name, value) in [("on", None), ("off", Some("0"))] {
         let out_dir = env.path(name);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cllm-train"));
-        cmd.current_dir(env.dir.path())
-            .arg(env.path("corpus.txt"))
-            .args(["--cache-dir", env.path("cache").to_str().unwrap()])
-            .args(&big)
-            .args(["--out", out_dir.to_str().unwrap()]);
+        let mut cmd =
+            env.train_command(&[&big[..], &["--out", out_dir.to_str().unwrap()]].concat());
         match value {
             Some(v) => cmd.env("CLLM_HUGE_PAGES", v),
             None => cmd.env_remove("CLLM_HUGE_PAGES"),

@@ -32,7 +32,8 @@ pub struct Tape {
     pub(crate) aux_used: usize,
     /// Saved integers (token ids, targets).
     pub(crate) ids: Vec<u32>,
-    /// Scratch for backward kernels; contents meaningless between uses.
+    /// Scratch for kernels (backward ones, and attention's forward); contents meaningless
+    /// between uses.
     pub(crate) scratch: Vec<f32>,
     /// Leaves whose gradients backward left readable; zeroed when the next step starts.
     pub(crate) dirty_leaves: Vec<Range<usize>>,
@@ -200,5 +201,19 @@ impl Tape {
         let r = self.vals[out.index()].range();
         let (before, rest) = self.arena[..r.end].split_at_mut(r.start);
         (before, rest, &mut self.aux[aux])
+    }
+
+    /// Like [`inputs_out_aux`](Self::inputs_out_aux), plus `scratch` floats of scratch (the
+    /// buffer backward kernels use, grown once to the largest request).
+    pub(crate) fn inputs_out_aux_scratch(
+        &mut self,
+        out: ValId,
+        aux: Range<usize>,
+        scratch: usize,
+    ) -> (&[f32], &mut [f32], &mut [f32], &mut [f32]) {
+        let r = self.vals[out.index()].range();
+        let (before, rest) = self.arena[..r.end].split_at_mut(r.start);
+        let tmp = crate::backward::scratch(&mut self.scratch, scratch);
+        (before, rest, &mut self.aux[aux], tmp)
     }
 }

@@ -11,10 +11,12 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use cllm_tensor::kernels::attention::{AttentionShape, attention_backward, attention_forward};
+use cllm_tensor::kernels::attention::{
+    AttentionShape, Products, attention_backward_with, attention_forward_with,
+};
 use cllm_tensor::kernels::gelu::{gelu_backward, gelu_forward};
 use cllm_tensor::kernels::layernorm::{layernorm_backward, layernorm_forward};
-use cllm_tensor::kernels::matmul::{Backend, GemmSpec, Precision, matmul_with};
+use cllm_tensor::kernels::matmul::{Backend, GemmSpec, Precision, matmul_with, set_precision};
 use cllm_tensor::kernels::softmax::{Mask, softmax_backward, softmax_forward};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -147,55 +149,71 @@ fn elementwise(c: &mut Criterion) {
     group.finish();
 }
 
-/// Fused causal attention, forward and backward, on the shapes of one layer of the `tiny` preset
-/// (B = 2 sequences per worker, T = 32, C = 32, 4 heads of 8) and of nanoGPT-cpu (B = 12,
-/// T = 64, C = 128, 4 heads of 32). Throughput in (batch, head) pairs per second.
+/// Fused causal attention, forward and backward, both ways of computing its products
+/// ([`Products`]: f32 GEMM calls, bf16 GEMM calls where the CPU has AVX-512 BF16, direct
+/// loops), on the shapes of one layer of the presets (`tiny`: B = 2 sequences per worker,
+/// T = 32, C = 32, 4 heads of 8; nanoGPT-cpu: B = 12, T = 64, C = 128, 4 heads of 32; medium;
+/// nanogpt-baby) and heads of 16 and 64 besides. Throughput in (batch, head) pairs per second.
+/// This is what `DIRECT_MAX_HEAD_BF16` was chosen from.
 fn attention(c: &mut Criterion) {
     let mut group = c.benchmark_group("attention");
     group.warm_up_time(Duration::from_millis(300));
     group.measurement_time(Duration::from_secs(1));
     group.sample_size(20);
+    let shape = |b, t, c, nh| AttentionShape { b, t, c, nh };
     let shapes = [
-        (
-            "tiny",
-            AttentionShape {
-                b: 2,
-                t: 32,
-                c: 32,
-                nh: 4,
-            },
-        ),
-        (
-            "nanogpt-cpu",
-            AttentionShape {
-                b: 12,
-                t: 64,
-                c: 128,
-                nh: 4,
-            },
-        ),
+        ("tiny", shape(2, 32, 32, 4)),
+        ("T=64 HS=16", shape(12, 64, 128, 8)),
+        ("nanogpt-cpu", shape(12, 64, 128, 4)),
+        ("T=64 HS=64", shape(12, 64, 128, 2)),
+        ("medium", shape(4, 128, 256, 8)),
+        ("T=256 HS=16", shape(2, 256, 128, 8)),
+        ("nanogpt-baby", shape(2, 256, 384, 6)),
     ];
+    let bf16 = Precision::Bf16.supported();
     for (name, shape) in shapes {
         let qkv = operand(shape.b * shape.t, 3 * shape.c);
         let dout = operand(shape.b * shape.t, shape.c);
         let (mut out, mut probs) = (vec![0.0; shape.out_len()], vec![0.0; shape.probs_len()]);
         let (mut dqkv, mut scratch) = (vec![0.0; qkv.len()], vec![0.0; shape.scratch_len()]);
         group.throughput(Throughput::Elements((shape.b * shape.nh) as u64));
-        group.bench_function(format!("forward {name}"), |b| {
-            b.iter(|| attention_forward(&mut out, &mut probs, black_box(&qkv), shape))
-        });
-        group.bench_function(format!("backward {name}"), |b| {
-            b.iter(|| {
-                attention_backward(
-                    &mut dqkv,
-                    &mut scratch,
-                    black_box(&dout),
-                    &qkv,
-                    &probs,
-                    shape,
-                )
-            })
-        });
+        // (products, name, matmul precision of the GEMM calls)
+        let mut ways = vec![
+            (Products::Gemm, "gemm", Precision::F32),
+            (Products::Direct, "direct", Precision::F32),
+        ];
+        if bf16 {
+            ways.insert(1, (Products::Gemm, "gemm-bf16", Precision::Bf16));
+        }
+        for (products, way, precision) in ways {
+            set_precision(precision).expect("checked above");
+            group.bench_function(format!("forward {name} {way}"), |b| {
+                b.iter(|| {
+                    attention_forward_with(
+                        products,
+                        &mut out,
+                        &mut probs,
+                        &mut scratch,
+                        black_box(&qkv),
+                        shape,
+                    )
+                })
+            });
+            group.bench_function(format!("backward {name} {way}"), |b| {
+                b.iter(|| {
+                    attention_backward_with(
+                        products,
+                        &mut dqkv,
+                        &mut scratch,
+                        black_box(&dout),
+                        &qkv,
+                        &probs,
+                        shape,
+                    )
+                })
+            });
+        }
+        set_precision(Precision::F32).expect("f32 is always supported");
     }
     group.finish();
 }

@@ -40,8 +40,10 @@ impl<'t> Graph<'t> {
         let out = self.tape.alloc_val(rows, c, self.needs_grad(qkv.id), false);
         let probs = self.tape.alloc_aux(shape.probs_len());
         let rq = self.tape.info(qkv.id).range();
-        let (before, y, saved) = self.tape.inputs_out_aux(out, probs.clone());
-        attention_forward(y, saved, &before[rq], shape);
+        let (before, y, saved, tmp) =
+            self.tape
+                .inputs_out_aux_scratch(out, probs.clone(), shape.scratch_len());
+        attention_forward(y, saved, tmp, &before[rq], shape);
         self.tape.ops.push(Op::Attention {
             qkv: qkv.id,
             shape,

@@ -3,18 +3,29 @@
 //! Shapes (B batch, T time, C channels, NH heads, HS = C / NH head size):
 //! `qkv[B, T, 3C]` holds the query, key and value projections side by side in each row (heads
 //! are consecutive `HS`-wide column blocks inside each third), `out[B, T, C]`, and the saved
-//! attention probabilities `probs[B, NH, T, T]`. Each (batch, head) pair is a few small GEMMs
-//! reading the head's column block in place through leading dimensions, so nothing is copied
-//! or permuted.
+//! attention probabilities `probs[B, NH, T, T]`. Each (batch, head) pair is computed on its
+//! own, reading the head's column blocks in place.
 //!
-//! Causality is used to skip work: the `T x T` matrices are cut into [`BLOCK`]-row blocks, and
-//! row block `r` only involves key columns `0 .. (r + 1) * BLOCK`. At `T = 64` that computes 3/4
-//! of the full score matrix, at `T = 256` 9/16. Entries above the diagonal are never computed;
-//! the softmax writes exact zeros there.
+//! Two ways to compute the per-head products ([`Products`]):
+//! - Register-tiled f32 loops (`attention/direct.rs`, the default): no per-call dispatch or
+//!   packing, which at these sizes cost more than the arithmetic. Row blocks stop at the
+//!   diagonal.
+//! - GEMM calls through [`matmul`], at the process's matmul precision, on causal blocks: the
+//!   `T x T` matrices are cut into [`BLOCK`]-row blocks, and row block `r` only involves key
+//!   columns `0 .. (r + 1) * BLOCK` (at `T = 64` 3/4 of the full score matrix, at `T = 256`
+//!   9/16). With bf16 products this is the faster way for heads wider than
+//!   [`DIRECT_MAX_HEAD_BF16`].
+//!
+//! [`AttentionShape::products`] picks one. Entries above the diagonal are never used; the
+//! softmax writes exact zeros there. On this repository's machine the two f32 ways give the
+//! same bits for the presets' shapes (the `gemm` crate sums each element in `k` order at these
+//! sizes, as the direct loops do); that is observed, not promised.
+
+mod direct;
 
 use std::ops::Range;
 
-use super::matmul::{GemmSpec, matmul};
+use super::matmul::{GemmSpec, Precision, matmul, precision};
 
 use super::softmax::{Mask, softmax_backward, softmax_forward};
 
@@ -64,9 +75,22 @@ impl AttentionShape {
         self.b * self.nh * self.t * self.t
     }
 
-    /// Length of the backward scratch buffer: one `T x T` matrix.
+    /// Length of the scratch buffer both passes take: one `T x T` matrix and one `T x C`.
     pub fn scratch_len(&self) -> usize {
-        self.t * self.t
+        self.t * self.t + self.t * self.c
+    }
+
+    /// How this shape's products are computed at the process's matmul
+    /// [`precision`]: directly ([`Products::Direct`], in
+    /// f32), except at bf16 precision for heads wider than [`DIRECT_MAX_HEAD_BF16`], where
+    /// bf16 GEMM calls are the faster. The choice does not depend on the batch size, so a batch
+    /// split across workers computes every sequence the same way.
+    pub fn products(&self) -> Products {
+        if self.head_size() <= DIRECT_MAX_HEAD_BF16 || precision() == Precision::F32 {
+            Products::Direct
+        } else {
+            Products::Gemm
+        }
     }
 
     fn check(&self, qkv: usize, out: usize, probs: usize) {
@@ -104,15 +128,68 @@ impl AttentionShape {
     }
 }
 
+/// Largest head size whose products [`AttentionShape::products`] computes directly at bf16
+/// matmul precision. One layer's forward and backward, one thread, on a Zen 4 core (`cargo
+/// bench -p cllm-tensor --bench main -- attention`): direct f32 loops beat f32 GEMM calls at
+/// every measured shape (heads of 8 to 64, T of 32 to 256) and bf16 GEMM calls up to heads of
+/// 16; at 32 they are even, at 64 bf16 GEMM is 1.4x faster.
+pub const DIRECT_MAX_HEAD_BF16: usize = 16;
+
+/// How the per-head products of attention are computed. Both give the attention to rounding
+/// (they sum in different orders); each is deterministic and independent of the batch size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Products {
+    /// GEMM calls through [`matmul`] on the causal blocks, at the process's matmul precision.
+    Gemm,
+    /// Register-tiled f32 loops (`attention/direct.rs`), whatever the matmul precision.
+    Direct,
+}
+
 /// `out = softmax(Q K^T / sqrt(HS), causal) V` per head; saves the probabilities in `probs`.
-pub fn attention_forward(out: &mut [f32], probs: &mut [f32], qkv: &[f32], shape: AttentionShape) {
+/// `scratch` must hold [`AttentionShape::scratch_len`] floats; its contents are overwritten.
+pub fn attention_forward(
+    out: &mut [f32],
+    probs: &mut [f32],
+    scratch: &mut [f32],
+    qkv: &[f32],
+    shape: AttentionShape,
+) {
+    attention_forward_with(shape.products(), out, probs, scratch, qkv, shape)
+}
+
+/// [`attention_forward`] with the products computed as `products` says.
+pub fn attention_forward_with(
+    products: Products,
+    out: &mut [f32],
+    probs: &mut [f32],
+    scratch: &mut [f32],
+    qkv: &[f32],
+    shape: AttentionShape,
+) {
     shape.check(qkv.len(), out.len(), probs.len());
+    assert!(
+        scratch.len() >= shape.scratch_len(),
+        "attention: scratch of {} floats, {} needed",
+        scratch.len(),
+        shape.scratch_len()
+    );
     let (t, c, hs) = (shape.t, shape.c, shape.head_size());
     let scale = 1.0 / (hs as f32).sqrt();
     for b in 0..shape.b {
+        // The direct path: every head's keys, transposed, at once.
+        let kt = &mut scratch[..t * c];
+        if products == Products::Direct {
+            let (q, _, _) = shape.offsets(b, 0);
+            direct::transpose(&qkv[q + c..], 3 * c, t, c, kt);
+        }
         for h in 0..shape.nh {
             let (q, p, o) = shape.offsets(b, h);
             let pb = &mut probs[p..p + t * t];
+            if products == Products::Direct {
+                let kt = &kt[h * hs * t..][..hs * t];
+                direct::forward_head(&mut out[o..], pb, kt, &qkv[q..], t, c, hs, scale);
+                continue;
+            }
             for (rows, end) in blocks(t) {
                 // S[rows, 0..end] = scale * Q[rows] K[0..end]^T
                 let spec = GemmSpec::nt(rows.len(), hs, end)
@@ -150,19 +227,51 @@ pub fn attention_backward(
     probs: &[f32],
     shape: AttentionShape,
 ) {
+    attention_backward_with(shape.products(), dqkv, scratch, dout, qkv, probs, shape)
+}
+
+/// [`attention_backward`] with the products computed as `products` says (the forward pass
+/// must have used the same, or the gradient is of slightly different probabilities).
+pub fn attention_backward_with(
+    products: Products,
+    dqkv: &mut [f32],
+    scratch: &mut [f32],
+    dout: &[f32],
+    qkv: &[f32],
+    probs: &[f32],
+    shape: AttentionShape,
+) {
     shape.check(qkv.len(), dout.len(), probs.len());
     assert_eq!(
         dqkv.len(),
         qkv.len(),
         "attention backward: dqkv is not [B, T, 3C]"
     );
+    assert!(
+        scratch.len() >= shape.scratch_len(),
+        "attention backward: scratch of {} floats, {} needed",
+        scratch.len(),
+        shape.scratch_len()
+    );
     let (t, c, hs) = (shape.t, shape.c, shape.head_size());
     let scale = 1.0 / (hs as f32).sqrt();
-    let dp = &mut scratch[..t * t];
+    let (dp, vt) = scratch.split_at_mut(t * t);
+    let vt = &mut vt[..t * c];
     for b in 0..shape.b {
+        // The direct path: every head's values, transposed, at once.
+        if products == Products::Direct {
+            let (q, _, _) = shape.offsets(b, 0);
+            direct::transpose(&qkv[q + 2 * c..], 3 * c, t, c, vt);
+        }
         for h in 0..shape.nh {
             let (q, p, o) = shape.offsets(b, h);
             let pb = &probs[p..p + t * t];
+            if products == Products::Direct {
+                let vt = &vt[h * hs * t..][..hs * t];
+                let (dq, qv, dov) = (&mut dqkv[q..], &qkv[q..], &dout[o..]);
+                direct::backward_head(dq, dp, vt, dov, qv, pb, t, c, hs, scale);
+                continue;
+            }
             for (rows, end) in blocks(t) {
                 // dP[rows, 0..end] = dO[rows] V[0..end]^T
                 let spec = GemmSpec::nt(rows.len(), hs, end).lead(c, 3 * c, t);
@@ -269,14 +378,105 @@ mod tests {
         v
     }
 
+    const BOTH: [Products; 2] = [Products::Gemm, Products::Direct];
+
     #[test]
     fn matches_reference() {
         for s in shapes() {
             let qkv = random_vec(s.qkv_len(), 9);
-            let mut out = vec![0.0; s.out_len()];
-            let mut probs = vec![f32::NAN; s.probs_len()];
-            attention_forward(&mut out, &mut probs, &qkv, s);
-            assert_close(&out, &reference(&qkv, s), 1e-5, &format!("forward {s:?}"));
+            let want = reference(&qkv, s);
+            for products in BOTH {
+                let mut out = vec![0.0; s.out_len()];
+                let mut probs = vec![f32::NAN; s.probs_len()];
+                let mut scratch = vec![f32::NAN; s.scratch_len()];
+                attention_forward_with(products, &mut out, &mut probs, &mut scratch, &qkv, s);
+                assert_close(&out, &want, 1e-5, &format!("forward {products:?} {s:?}"));
+            }
         }
+    }
+
+    /// `sum(out * r)` in f64 through the reference forward.
+    fn weighted(qkv: &[f32], r: &[f32], s: AttentionShape) -> f64 {
+        let out = reference(qkv, s);
+        out.iter().zip(r).map(|(&o, &r)| o as f64 * r as f64).sum()
+    }
+
+    /// Both backward passes accumulate (the old contents of `dqkv` are kept), agree with each
+    /// other, and match central differences of the reference at a spread of entries (queries,
+    /// keys and values of every head, first and last positions).
+    #[test]
+    fn backward_matches_finite_differences() {
+        for s in shapes() {
+            let qkv = random_vec(s.qkv_len(), 3);
+            let r = random_vec(s.out_len(), 4);
+            let base = random_vec(s.qkv_len(), 5);
+            let grads: Vec<Vec<f32>> = BOTH
+                .iter()
+                .map(|&products| {
+                    let mut out = vec![0.0; s.out_len()];
+                    let mut probs = vec![f32::NAN; s.probs_len()];
+                    let mut scratch = vec![f32::NAN; s.scratch_len()];
+                    attention_forward_with(products, &mut out, &mut probs, &mut scratch, &qkv, s);
+                    let mut dqkv = base.clone();
+                    attention_backward_with(products, &mut dqkv, &mut scratch, &r, &qkv, &probs, s);
+                    dqkv.iter().zip(&base).map(|(g, b)| g - b).collect()
+                })
+                .collect();
+            assert_close(&grads[1], &grads[0], 1e-4, &format!("direct vs gemm {s:?}"));
+            let step = s.qkv_len() / 37 + 1;
+            for i in (0..s.qkv_len()).step_by(step).chain([s.qkv_len() - 1]) {
+                let h = 1e-3;
+                let (mut up, mut down) = (qkv.clone(), qkv.clone());
+                up[i] += h;
+                down[i] -= h;
+                let fd = (weighted(&up, &r, s) - weighted(&down, &r, s)) / (2.0 * h as f64);
+                for (products, g) in BOTH.iter().zip(&grads) {
+                    assert!(
+                        (g[i] as f64 - fd).abs() <= 2e-3 * (1.0 + fd.abs()),
+                        "{products:?} {s:?} entry {i}: backward {}, finite differences {fd}",
+                        g[i]
+                    );
+                }
+            }
+        }
+    }
+
+    /// The direct path computes each (batch, head) pair alone: a pair's output and gradient
+    /// are the same bits whether it is computed in a batch of one or of three.
+    #[test]
+    fn direct_path_does_not_depend_on_the_batch() {
+        let one = AttentionShape {
+            b: 1,
+            t: 37,
+            c: 24,
+            nh: 3,
+        };
+        let three = AttentionShape { b: 3, ..one };
+        let qkv = random_vec(three.qkv_len(), 7);
+        let dout = random_vec(three.out_len(), 8);
+        let run = |s: AttentionShape, qkv: &[f32], dout: &[f32]| {
+            let mut out = vec![0.0; s.out_len()];
+            let mut probs = vec![0.0; s.probs_len()];
+            let mut scratch = vec![0.0; s.scratch_len()];
+            let mut dqkv = vec![0.0; s.qkv_len()];
+            attention_forward_with(Products::Direct, &mut out, &mut probs, &mut scratch, qkv, s);
+            attention_backward_with(
+                Products::Direct,
+                &mut dqkv,
+                &mut scratch,
+                dout,
+                qkv,
+                &probs,
+                s,
+            );
+            (out, dqkv)
+        };
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (out3, d3) = run(three, &qkv, &dout);
+        // The last sequence of the three, alone.
+        let (o1, g1) = (one.out_len(), one.qkv_len());
+        let (out1, d1) = run(one, &qkv[2 * g1..], &dout[2 * o1..]);
+        assert_eq!(bits(&out1), bits(&out3[2 * o1..]));
+        assert_eq!(bits(&d1), bits(&d3[2 * g1..]));
     }
 }

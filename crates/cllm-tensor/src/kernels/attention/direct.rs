@@ -1,0 +1,288 @@
+//! Attention of one (batch, head) pair computed with register-tiled loops instead of GEMM calls.
+//!
+//! Each product of the attention is small (`T x HS` by `HS x T` and back), and with small heads
+//! a GEMM call's fixed cost (dispatch, packing set-up) outweighs its arithmetic: at `T = 32`,
+//! `HS = 8` (the `tiny` preset) one call does 16K flops. Here every product is one loop nest
+//! over blocks of [`MR`] output rows and up to 32 output columns held in registers; the left
+//! operand is read in place (by rows or by columns), the right one by rows, so only `K` (in the
+//! forward pass) and `V` (in the backward pass) are copied, transposed, into a `HS x T`
+//! scratch. Products keep the causal structure: a row block of `P V` stops at the diagonal.
+//!
+//! Arithmetic: every output element is one `f32` fused multiply-add chain over the product's
+//! inner dimension in increasing order, then scaled (and added to the old value when
+//! accumulating), whatever the block sizes and the instruction set: the result does not
+//! depend on which other rows are computed with it, and equals itself on every run.
+
+use std::ops::Range;
+
+use multiversion::multiversion;
+
+use crate::kernels::softmax::{Mask, softmax_backward, softmax_forward};
+
+/// Output rows per register block.
+const MR: usize = 4;
+
+/// `A(r, p) = data[r * rs + p * cs]`: the left operand, read in place by rows (`cs == 1`) or by
+/// columns (`rs == 1`).
+#[derive(Clone, Copy)]
+struct Lhs<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Lhs<'a> {
+    /// `A(r, p) = data[r * rs + p]`: stored by rows.
+    fn by_rows(data: &'a [f32], rs: usize) -> Self {
+        Lhs { data, rs, cs: 1 }
+    }
+
+    /// `A(r, p) = data[r + p * cs]`: stored by columns (the transpose of a row-major matrix).
+    fn by_columns(data: &'a [f32], cs: usize) -> Self {
+        Lhs { data, rs: 1, cs }
+    }
+}
+
+/// The right operand `B[p, j] = data[p * rs + j]` and the output `C[r, j] = c[r * crs + j]`.
+#[derive(Clone, Copy)]
+struct Rhs<'a> {
+    data: &'a [f32],
+    rs: usize,
+}
+
+impl<'a> Rhs<'a> {
+    fn new(data: &'a [f32], rs: usize) -> Self {
+        Rhs { data, rs }
+    }
+}
+
+/// For the `rows <= MR` rows of one block and columns `0..n`:
+/// `C[r, j] = alpha * sum_{p in ks} A(r, p) B[p, j]`, plus the old `C[r, j]` if `accumulate`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_block(
+    rows: usize,
+    ks: Range<usize>,
+    n: usize,
+    a: Lhs,
+    b: Rhs,
+    c: &mut [f32],
+    crs: usize,
+    alpha: f32,
+    accumulate: bool,
+) {
+    if ks.is_empty() {
+        // An empty sum: C = 0 (or unchanged).
+        for r in 0..rows {
+            if !accumulate {
+                c[r * crs..][..n].fill(0.0);
+            }
+        }
+        return;
+    }
+    if rows == MR {
+        row_block_of::<MR>(ks, n, a, b, c, crs, alpha, accumulate);
+    } else {
+        for r in 0..rows {
+            let a = Lhs {
+                data: &a.data[r * a.rs..],
+                ..a
+            };
+            row_block_of::<1>(
+                ks.clone(),
+                n,
+                a,
+                b,
+                &mut c[r * crs..],
+                crs,
+                alpha,
+                accumulate,
+            );
+        }
+    }
+}
+
+/// [`row_block`] for exactly `R` rows, in column blocks of 32, 16, 8 and 1.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_block_of<const R: usize>(
+    ks: Range<usize>,
+    n: usize,
+    a: Lhs,
+    b: Rhs,
+    c: &mut [f32],
+    crs: usize,
+    alpha: f32,
+    accumulate: bool,
+) {
+    let mut j = 0;
+    while j + 32 <= n {
+        columns::<32, R>(ks.clone(), j, a, b, c, crs, alpha, accumulate);
+        j += 32;
+    }
+    if j + 16 <= n {
+        columns::<16, R>(ks.clone(), j, a, b, c, crs, alpha, accumulate);
+        j += 16;
+    }
+    if j + 8 <= n {
+        columns::<8, R>(ks.clone(), j, a, b, c, crs, alpha, accumulate);
+        j += 8;
+    }
+    while j < n {
+        columns::<1, R>(ks.clone(), j, a, b, c, crs, alpha, accumulate);
+        j += 1;
+    }
+}
+
+/// Rows `0..R`, columns `j..j + W` of [`row_block`], whose `R x W` sums stay in registers.
+/// `ks` is not empty.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn columns<const W: usize, const R: usize>(
+    ks: Range<usize>,
+    j: usize,
+    a: Lhs,
+    b: Rhs,
+    c: &mut [f32],
+    crs: usize,
+    alpha: f32,
+    accumulate: bool,
+) {
+    let last = ks.end - 1;
+    // Every index the loop below reads or writes, at its largest.
+    assert!((R - 1) * a.rs + last * a.cs < a.data.len());
+    assert!(last * b.rs + j + W <= b.data.len());
+    assert!((R - 1) * crs + j + W <= c.len());
+    let mut acc = [[0.0f32; W]; R];
+    for p in ks {
+        // SAFETY: `p <= last`, so `p * b.rs + j + w < b.data.len()` for `w < W` (asserted).
+        let bv: [f32; W] =
+            std::array::from_fn(|w| unsafe { *b.data.get_unchecked(p * b.rs + j + w) });
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: `r < R` and `p <= last`: within the bound asserted for A.
+            let x = unsafe { *a.data.get_unchecked(r * a.rs + p * a.cs) };
+            for w in 0..W {
+                acc[w] = x.mul_add(bv[w], acc[w]);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let out = &mut c[r * crs + j..][..W];
+        for w in 0..W {
+            out[w] = if accumulate {
+                alpha.mul_add(acc[w], out[w])
+            } else {
+                alpha * acc[w]
+            };
+        }
+    }
+}
+
+/// `dst[d * t + j] = src[j * ld + d]` for `d < width`, `j < t`: a `T x width` block,
+/// transposed. With `width = C` this is every head's `T x HS` block at once (head `h`'s is rows
+/// `h * HS..` of `dst`), and `src` is read row by row, front to back: in a backward pass `V` is
+/// no longer in cache, and a head's columns alone, read row by row, cost a cache miss every
+/// few values.
+#[multiversion(targets("x86_64+avx2+fma"))]
+pub(super) fn transpose(src: &[f32], ld: usize, t: usize, width: usize, dst: &mut [f32]) {
+    let dst = &mut dst[..width * t];
+    for j in 0..t {
+        let row = &src[j * ld..][..width];
+        for (d, &v) in row.iter().enumerate() {
+            dst[d * t + j] = v;
+        }
+    }
+}
+
+/// Row blocks `(first row, rows)` of a length `t`.
+fn blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..t).step_by(MR).map(move |i0| (i0, MR.min(t - i0)))
+}
+
+/// Columns a row block of the causal `T x T` scores computes: those it sees (`0..i0 + rows`),
+/// rounded up to whole vectors of 8 within the row (the softmax overwrites the extra ones).
+fn causal_width(i0: usize, rows: usize, t: usize) -> usize {
+    (i0 + rows).next_multiple_of(8).min(t)
+}
+
+/// One (batch, head) pair of the forward pass. `qkv` starts at the head's query columns
+/// (row stride `3c`), `out` at its output columns (stride `c`); `probs` is its `T x T` block;
+/// `kt` is the head's keys, transposed (`hs x t`, by [`transpose`]).
+#[multiversion(targets("x86_64+avx2+fma"))]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_head(
+    out: &mut [f32],
+    probs: &mut [f32],
+    kt: &[f32],
+    qkv: &[f32],
+    t: usize,
+    c: usize,
+    hs: usize,
+    scale: f32,
+) {
+    let ld = 3 * c;
+    for (i0, rows) in blocks(t) {
+        // S[rows] = scale * Q[rows] K^T, as far as the rows see.
+        let q = Lhs::by_rows(&qkv[i0 * ld..], ld);
+        let k = Rhs::new(kt, t);
+        let n = causal_width(i0, rows, t);
+        row_block(rows, 0..hs, n, q, k, &mut probs[i0 * t..], t, scale, false);
+    }
+    softmax_forward(probs, t, Mask::Causal(t));
+    for (i0, rows) in blocks(t) {
+        // O[rows] = P[rows, 0..i0 + rows] V[0..i0 + rows]: P is exactly 0 past the diagonal.
+        let p = Lhs::by_rows(&probs[i0 * t..], t);
+        let v = Rhs::new(&qkv[2 * c..], ld);
+        let o = &mut out[i0 * c..];
+        row_block(rows, 0..i0 + rows, hs, p, v, o, c, 1.0, false);
+    }
+}
+
+/// One (batch, head) pair of the backward pass, accumulating into `dqkv` (laid out as `qkv`,
+/// from the head's query columns). `dout` starts at the head's output-gradient columns; `dp`
+/// holds `t * t` floats of scratch, and `vt` is the head's values, transposed (`hs x t`).
+#[multiversion(targets("x86_64+avx2+fma"))]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward_head(
+    dqkv: &mut [f32],
+    dp: &mut [f32],
+    vt: &[f32],
+    dout: &[f32],
+    qkv: &[f32],
+    probs: &[f32],
+    t: usize,
+    c: usize,
+    hs: usize,
+    scale: f32,
+) {
+    let ld = 3 * c;
+    for (i0, rows) in blocks(t) {
+        // dP[rows] = dO[rows] V^T, as far as the rows see.
+        let dov = Lhs::by_rows(&dout[i0 * c..], c);
+        let v = Rhs::new(vt, t);
+        let n = causal_width(i0, rows, t);
+        row_block(rows, 0..hs, n, dov, v, &mut dp[i0 * t..], t, 1.0, false);
+    }
+    for (j0, rows) in blocks(t) {
+        // dV[rows] += P[j0.., rows]^T dO[j0..]: the queries before j0 do not see these keys.
+        let pt = Lhs::by_columns(&probs[j0..], t);
+        let dov = Rhs::new(dout, c);
+        let dv = &mut dqkv[2 * c + j0 * ld..];
+        row_block(rows, j0..t, hs, pt, dov, dv, ld, 1.0, true);
+    }
+    softmax_backward(dp, probs, t, Mask::Causal(t));
+    for (i0, rows) in blocks(t) {
+        // dQ[rows] += scale dS[rows, 0..i0 + rows] K[0..i0 + rows]: dS is 0 past the diagonal.
+        let ds = Lhs::by_rows(&dp[i0 * t..], t);
+        let k = Rhs::new(&qkv[c..], ld);
+        let dq = &mut dqkv[i0 * ld..];
+        row_block(rows, 0..i0 + rows, hs, ds, k, dq, ld, scale, true);
+    }
+    for (j0, rows) in blocks(t) {
+        // dK[rows] += scale dS[j0.., rows]^T Q[j0..].
+        let dst = Lhs::by_columns(&dp[j0..], t);
+        let q = Rhs::new(qkv, ld);
+        let dk = &mut dqkv[c + j0 * ld..];
+        row_block(rows, j0..t, hs, dst, q, dk, ld, scale, true);
+    }
+}

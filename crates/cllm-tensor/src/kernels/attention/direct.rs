@@ -3,7 +3,7 @@
 //! Each product of the attention is small (`T x HS` by `HS x T` and back), and with small heads
 //! a GEMM call's fixed cost (dispatch, packing set-up) outweighs its arithmetic: at `T = 32`,
 //! `HS = 8` (the `tiny` preset) one call does 16K flops. Here every product is one loop nest
-//! over blocks of [`MR`] output rows and up to 32 output columns held in registers; the left
+//! over blocks of [`MR`] output rows and up to [`WIDE`] output columns held in registers; the left
 //! operand is read in place (by rows or by columns), the right one by rows, so only `K` (in the
 //! forward pass) and `V` (in the backward pass) are copied, transposed, into a `HS x T`
 //! scratch. Products keep the causal structure: a row block of `P V` stops at the diagonal.
@@ -21,6 +21,16 @@ use crate::kernels::softmax::{Mask, softmax_backward, softmax_forward};
 
 /// Output rows per register block.
 const MR: usize = 4;
+
+/// The widest column block: `MR x 32` sums fill half of AVX-512's 32 vector registers. With
+/// 16 registers (AVX2, the portable build's run-time version) they would not fit: the sums
+/// spill, and a tiny-preset step ran 1.43x slower than the native build; blocks of 16 there.
+/// (The results are the same bits either way: each sum is one chain over `k`.)
+#[cfg(target_feature = "avx512f")]
+const WIDE: usize = 32;
+/// The widest column block (see the AVX-512 definition).
+#[cfg(not(target_feature = "avx512f"))]
+const WIDE: usize = 16;
 
 /// `A(r, p) = data[r * rs + p * cs]`: the left operand, read in place by rows (`cs == 1`) or by
 /// columns (`rs == 1`).
@@ -102,7 +112,7 @@ fn row_block(
     }
 }
 
-/// [`row_block`] for exactly `R` rows, in column blocks of 32, 16, 8 and 1.
+/// [`row_block`] for exactly `R` rows, in column blocks of [`WIDE`], 16, 8 and 1.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn row_block_of<const R: usize>(
@@ -116,11 +126,11 @@ fn row_block_of<const R: usize>(
     accumulate: bool,
 ) {
     let mut j = 0;
-    while j + 32 <= n {
-        columns::<32, R>(ks.clone(), j, a, b, c, crs, alpha, accumulate);
-        j += 32;
+    while j + WIDE <= n {
+        columns::<WIDE, R>(ks.clone(), j, a, b, c, crs, alpha, accumulate);
+        j += WIDE;
     }
-    if j + 16 <= n {
+    while j + 16 <= n {
         columns::<16, R>(ks.clone(), j, a, b, c, crs, alpha, accumulate);
         j += 16;
     }

@@ -71,3 +71,33 @@ fn three_levels() {
     assert_eq!(b.depth(), 3);
     run(150, 10, 0);
 }
+
+/// A waiter with a spin budget passes its round when the others arrive within the budget
+/// (while spinning) and when they arrive after it (once it sleeps, through the wake-up), and
+/// never before they arrive.
+#[test]
+fn spinning_for_a_budget_then_sleeping() {
+    use std::time::Duration;
+    let barrier = Arc::new(TreeBarrier::new(2, 1 << 10));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let other = {
+        let (barrier, arrived) = (barrier.clone(), arrived.clone());
+        std::thread::spawn(move || {
+            for delay_ms in [0, 1, 30, 0, 30] {
+                std::thread::sleep(Duration::from_millis(delay_ms));
+                arrived.fetch_add(1, Ordering::SeqCst);
+                barrier.wait(1);
+            }
+        })
+    };
+    for round in 0..5 {
+        let ticket = barrier.arrive(0);
+        barrier.wait_for_spinning(ticket, Duration::from_millis(5));
+        let seen = arrived.load(Ordering::SeqCst);
+        assert!(
+            seen > round,
+            "passed round {round} before the other participant arrived ({seen})"
+        );
+    }
+    other.join().unwrap();
+}

@@ -61,7 +61,10 @@ struct Shape {
 /// The step's GEMMs: per linear layer its forward (NT), input gradient (NN) and weight gradient
 /// (TN); per (batch, head) pair the causal blocks `attention_forward` and `attention_backward`
 /// run ([`attention::BLOCK`] rows, each seeing the keys up to its last row), with the leading
-/// dimensions those kernels use to read a head's columns in place.
+/// dimensions those kernels use to read a head's columns in place. (Those are the products of
+/// attention's GEMM path, which training takes only with bf16 products and heads over
+/// `attention::DIRECT_MAX_HEAD_BF16`; otherwise attention runs direct loops and its products
+/// here are a comparison, not part of the step.)
 fn step_shapes(m: &Model) -> Vec<Shape> {
     let (tokens, t, c) = (m.batch * m.t, m.t, m.c);
     let linears = [

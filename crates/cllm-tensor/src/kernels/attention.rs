@@ -130,9 +130,10 @@ impl AttentionShape {
 
 /// Largest head size whose products [`AttentionShape::products`] computes directly at bf16
 /// matmul precision. One layer's forward and backward, one thread, on a Zen 4 core (`cargo
-/// bench -p cllm-tensor --bench main -- attention`): direct f32 loops beat f32 GEMM calls at
-/// every measured shape (heads of 8 to 64, T of 32 to 256) and bf16 GEMM calls up to heads of
-/// 16; at 32 they are even, at 64 bf16 GEMM is 1.4x faster.
+/// bench -p cllm-tensor --bench main -- attention`, forward plus backward): direct f32 loops
+/// beat f32 GEMM calls at every measured shape (heads of 8 to 64, T of 32 to 256; 1.04-2.0x)
+/// and bf16 GEMM calls up to heads of 16; at 32 they are even, at 64 bf16 GEMM is 1.3-1.5x
+/// faster.
 pub const DIRECT_MAX_HEAD_BF16: usize = 16;
 
 /// How the per-head products of attention are computed. Both give the attention to rounding

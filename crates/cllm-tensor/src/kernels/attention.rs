@@ -80,10 +80,9 @@ impl AttentionShape {
         self.t * self.t + self.t * self.c
     }
 
-    /// How this shape's products are computed at the process's matmul
-    /// [`precision`]: directly ([`Products::Direct`], in
-    /// f32), except at bf16 precision for heads wider than [`DIRECT_MAX_HEAD_BF16`], where
-    /// bf16 GEMM calls are the faster. The choice does not depend on the batch size, so a batch
+    /// How this shape's products are computed at the process's matmul [`precision`]: directly
+    /// ([`Products::Direct`], in f32), except at bf16 precision for heads wider than
+    /// [`DIRECT_MAX_HEAD_BF16`], where bf16 GEMM calls are the faster. The choice does not depend on the batch size, so a batch
     /// split across workers computes every sequence the same way.
     pub fn products(&self) -> Products {
         if self.head_size() <= DIRECT_MAX_HEAD_BF16 || precision() == Precision::F32 {
@@ -137,7 +136,8 @@ impl AttentionShape {
 pub const DIRECT_MAX_HEAD_BF16: usize = 16;
 
 /// How the per-head products of attention are computed. Both give the attention to rounding
-/// (they sum in different orders); each is deterministic and independent of the batch size.
+/// (their sums may run in different orders); each is deterministic and independent of the
+/// batch size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Products {
     /// GEMM calls through [`matmul`] on the causal blocks, at the process's matmul precision.

@@ -176,9 +176,9 @@ pub fn attention_forward_with(
     );
     let (t, c, hs) = (shape.t, shape.c, shape.head_size());
     let scale = 1.0 / (hs as f32).sqrt();
+    let kt = &mut scratch[..t * c];
     for b in 0..shape.b {
         // The direct path: every head's keys, transposed, at once.
-        let kt = &mut scratch[..t * c];
         if products == Products::Direct {
             let (q, _, _) = shape.offsets(b, 0);
             direct::transpose(&qkv[q + c..], 3 * c, t, c, kt);

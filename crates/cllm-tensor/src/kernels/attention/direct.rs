@@ -68,6 +68,7 @@ impl<'a> Rhs<'a> {
 
 /// For the `rows <= MR` rows of one block and columns `0..n`:
 /// `C[r, j] = alpha * sum_{p in ks} A(r, p) B[p, j]`, plus the old `C[r, j]` if `accumulate`.
+/// `ks` is not empty (every product of attention sums over at least one term).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn row_block(
@@ -81,15 +82,6 @@ fn row_block(
     alpha: f32,
     accumulate: bool,
 ) {
-    if ks.is_empty() {
-        // An empty sum: C = 0 (or unchanged).
-        for r in 0..rows {
-            if !accumulate {
-                c[r * crs..][..n].fill(0.0);
-            }
-        }
-        return;
-    }
     if rows == MR {
         row_block_of::<MR>(ks, n, a, b, c, crs, alpha, accumulate);
     } else {
@@ -98,16 +90,8 @@ fn row_block(
                 data: &a.data[r * a.rs..],
                 ..a
             };
-            row_block_of::<1>(
-                ks.clone(),
-                n,
-                a,
-                b,
-                &mut c[r * crs..],
-                crs,
-                alpha,
-                accumulate,
-            );
+            let c = &mut c[r * crs..];
+            row_block_of::<1>(ks.clone(), n, a, b, c, crs, alpha, accumulate);
         }
     }
 }
@@ -215,6 +199,55 @@ fn causal_width(i0: usize, rows: usize, t: usize) -> usize {
     (i0 + rows).next_multiple_of(8).min(t)
 }
 
+/// `out[i, j] = alpha * sum_d a[i * lda + d] bt[d * t + j]` for the `T x T` causal block's
+/// visible columns (rounded up, [`causal_width`]): the scores `S = Q K^T` or `dP = dO V^T`, with
+/// the right operand transposed (`bt`, `hs x t`).
+#[inline(always)]
+fn causal_scores(
+    a: &[f32],
+    lda: usize,
+    bt: &[f32],
+    t: usize,
+    hs: usize,
+    alpha: f32,
+    out: &mut [f32],
+) {
+    for (i0, rows) in blocks(t) {
+        let n = causal_width(i0, rows, t);
+        let (a, bt) = (Lhs::by_rows(&a[i0 * lda..], lda), Rhs::new(bt, t));
+        row_block(rows, 0..hs, n, a, bt, &mut out[i0 * t..], t, alpha, false);
+    }
+}
+
+/// `out[i, :hs] (+)= alpha * sum_j P(i, j) b[j * ldb..][..hs]`, where `P` is a causal `T x T`
+/// block `p` (exactly 0 past the diagonal, where the sums stop) or, `transposed`, its transpose
+/// (row `j` sums from `j` on: the queries before `j` do not see key `j`). `O = P V`, `dQ +=
+/// scale dS K`; transposed, `dV += P^T dO`, `dK += scale dS^T Q`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn causal_times(
+    p: &[f32],
+    transposed: bool,
+    b: &[f32],
+    ldb: usize,
+    t: usize,
+    hs: usize,
+    alpha: f32,
+    accumulate: bool,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    for (i0, rows) in blocks(t) {
+        let (p, ks) = if transposed {
+            (Lhs::by_columns(&p[i0..], t), i0..t)
+        } else {
+            (Lhs::by_rows(&p[i0 * t..], t), 0..i0 + rows)
+        };
+        let (b, o) = (Rhs::new(b, ldb), &mut out[i0 * ldo..]);
+        row_block(rows, ks, hs, p, b, o, ldo, alpha, accumulate);
+    }
+}
+
 /// One (batch, head) pair of the forward pass. `qkv` starts at the head's query columns
 /// (row stride `3c`), `out` at its output columns (stride `c`); `probs` is its `T x T` block;
 /// `kt` is the head's keys, transposed (`hs x t`, by [`transpose`]).
@@ -231,21 +264,9 @@ pub(super) fn forward_head(
     scale: f32,
 ) {
     let ld = 3 * c;
-    for (i0, rows) in blocks(t) {
-        // S[rows] = scale * Q[rows] K^T, as far as the rows see.
-        let q = Lhs::by_rows(&qkv[i0 * ld..], ld);
-        let k = Rhs::new(kt, t);
-        let n = causal_width(i0, rows, t);
-        row_block(rows, 0..hs, n, q, k, &mut probs[i0 * t..], t, scale, false);
-    }
+    causal_scores(qkv, ld, kt, t, hs, scale, probs); // S = scale Q K^T
     softmax_forward(probs, t, Mask::Causal(t));
-    for (i0, rows) in blocks(t) {
-        // O[rows] = P[rows, 0..i0 + rows] V[0..i0 + rows]: P is exactly 0 past the diagonal.
-        let p = Lhs::by_rows(&probs[i0 * t..], t);
-        let v = Rhs::new(&qkv[2 * c..], ld);
-        let o = &mut out[i0 * c..];
-        row_block(rows, 0..i0 + rows, hs, p, v, o, c, 1.0, false);
-    }
+    causal_times(probs, false, &qkv[2 * c..], ld, t, hs, 1.0, false, out, c); // O = P V
 }
 
 /// One (batch, head) pair of the backward pass, accumulating into `dqkv` (laid out as `qkv`,
@@ -266,33 +287,11 @@ pub(super) fn backward_head(
     scale: f32,
 ) {
     let ld = 3 * c;
-    for (i0, rows) in blocks(t) {
-        // dP[rows] = dO[rows] V^T, as far as the rows see.
-        let dov = Lhs::by_rows(&dout[i0 * c..], c);
-        let v = Rhs::new(vt, t);
-        let n = causal_width(i0, rows, t);
-        row_block(rows, 0..hs, n, dov, v, &mut dp[i0 * t..], t, 1.0, false);
-    }
-    for (j0, rows) in blocks(t) {
-        // dV[rows] += P[j0.., rows]^T dO[j0..]: the queries before j0 do not see these keys.
-        let pt = Lhs::by_columns(&probs[j0..], t);
-        let dov = Rhs::new(dout, c);
-        let dv = &mut dqkv[2 * c + j0 * ld..];
-        row_block(rows, j0..t, hs, pt, dov, dv, ld, 1.0, true);
-    }
-    softmax_backward(dp, probs, t, Mask::Causal(t));
-    for (i0, rows) in blocks(t) {
-        // dQ[rows] += scale dS[rows, 0..i0 + rows] K[0..i0 + rows]: dS is 0 past the diagonal.
-        let ds = Lhs::by_rows(&dp[i0 * t..], t);
-        let k = Rhs::new(&qkv[c..], ld);
-        let dq = &mut dqkv[i0 * ld..];
-        row_block(rows, 0..i0 + rows, hs, ds, k, dq, ld, scale, true);
-    }
-    for (j0, rows) in blocks(t) {
-        // dK[rows] += scale dS[j0.., rows]^T Q[j0..].
-        let dst = Lhs::by_columns(&dp[j0..], t);
-        let q = Rhs::new(qkv, ld);
-        let dk = &mut dqkv[c + j0 * ld..];
-        row_block(rows, j0..t, hs, dst, q, dk, ld, scale, true);
-    }
+    causal_scores(dout, c, vt, t, hs, 1.0, dp); // dP = dO V^T
+    let dv = &mut dqkv[2 * c..];
+    causal_times(probs, true, dout, c, t, hs, 1.0, true, dv, ld); // dV += P^T dO
+    softmax_backward(dp, probs, t, Mask::Causal(t)); // dS
+    causal_times(dp, false, &qkv[c..], ld, t, hs, scale, true, dqkv, ld); // dQ += scale dS K
+    let dk = &mut dqkv[c..];
+    causal_times(dp, true, qkv, ld, t, hs, scale, true, dk, ld); // dK += scale dS^T Q
 }

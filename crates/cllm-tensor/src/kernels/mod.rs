@@ -34,3 +34,5 @@ pub mod layernorm;
 pub mod math;
 pub mod matmul;
 pub mod softmax;
+#[cfg(target_arch = "x86_64")]
+mod transpose16;

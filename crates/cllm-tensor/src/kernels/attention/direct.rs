@@ -176,14 +176,71 @@ fn columns<const W: usize, const R: usize>(
 /// transposed. With `width = C` this is every head's `T x HS` block at once (head `h`'s is rows
 /// `h * HS..` of `dst`), and `src` is read row by row, front to back: in a backward pass `V` is
 /// no longer in cache, and a head's columns alone, read row by row, cost a cache miss every
-/// few values.
+/// few values. It goes in square tiles of [`TILE`], each read as `TILE` rows of `src` and
+/// written as `TILE` rows of `dst` (whole vectors both ways); the edges one value at a time.
 #[multiversion(targets("x86_64+avx2+fma"))]
 pub(super) fn transpose(src: &[f32], ld: usize, t: usize, width: usize, dst: &mut [f32]) {
     let dst = &mut dst[..width * t];
-    for j in 0..t {
-        let row = &src[j * ld..][..width];
-        for (d, &v) in row.iter().enumerate() {
-            dst[d * t + j] = v;
+    let (tiled_t, tiled_w) = (t / TILE * TILE, width / TILE * TILE);
+    for j0 in (0..tiled_t).step_by(TILE) {
+        for d0 in (0..tiled_w).step_by(TILE) {
+            transpose_tile(&src[j0 * ld + d0..], ld, &mut dst[d0 * t + j0..], t);
+        }
+        for j in j0..j0 + TILE {
+            for d in tiled_w..width {
+                dst[d * t + j] = src[j * ld + d];
+            }
+        }
+    }
+    for j in tiled_t..t {
+        for d in 0..width {
+            dst[d * t + j] = src[j * ld + d];
+        }
+    }
+}
+
+/// Side of [`transpose`]'s tiles: one vector register per row of a tile.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+const TILE: usize = 16;
+/// Side of [`transpose`]'s tiles (see the AVX-512 definition).
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+const TILE: usize = 8;
+
+/// `dst[d * ldd + r] = src[r * lds + d]` for `r, d < TILE`: sixteen rows loaded into
+/// registers, transposed there, and stored as sixteen rows.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[inline(always)]
+fn transpose_tile(src: &[f32], lds: usize, dst: &mut [f32], ldd: usize) {
+    use std::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_storeu_si512};
+    assert!((TILE - 1) * lds + TILE <= src.len() && (TILE - 1) * ldd + TILE <= dst.len());
+    // SAFETY: the build enables AVX-512 F (this item's `cfg`), so its instructions exist; row
+    // `r < 16` of the tile is `src[r * lds..][..16]` and of its transpose `dst[d * ldd..][..16]`,
+    // both inside the bounds asserted above; unaligned loads and stores have no alignment
+    // requirement, and `f32` and `u32` lanes are moved as bits.
+    unsafe {
+        let rows: [__m512i; TILE] =
+            std::array::from_fn(
+                |r| _mm512_loadu_si512(src.as_ptr().add(r * lds) as *const __m512i),
+            );
+        let columns = crate::kernels::transpose16::transpose_16x16(rows);
+        for (d, v) in columns.iter().enumerate() {
+            _mm512_storeu_si512(dst.as_mut_ptr().add(d * ldd) as *mut __m512i, *v);
+        }
+    }
+}
+
+/// `dst[d * ldd + r] = src[r * lds + d]` for `r, d < TILE`, through a tile of registers.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+#[inline(always)]
+fn transpose_tile(src: &[f32], lds: usize, dst: &mut [f32], ldd: usize) {
+    let tile: [[f32; TILE]; TILE] = std::array::from_fn(|r| {
+        let row = &src[r * lds..][..TILE];
+        std::array::from_fn(|d| row[d])
+    });
+    for d in 0..TILE {
+        let out = &mut dst[d * ldd..][..TILE];
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = tile[r][d];
         }
     }
 }

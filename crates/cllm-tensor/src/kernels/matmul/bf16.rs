@@ -40,13 +40,13 @@ use std::arch::x86_64::{
     _mm512_castsi512_si256, _mm512_cvtepu16_epi32, _mm512_cvtne2ps_pbh, _mm512_cvtneps_pbh,
     _mm512_dpbf16_ps, _mm512_extracti64x4_epi64, _mm512_loadu_ps, _mm512_loadu_si512,
     _mm512_mask_storeu_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
-    _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_i32x4,
-    _mm512_slli_epi32, _mm512_storeu_si512, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64,
-    _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
+    _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_setzero_si512,
+    _mm512_slli_epi32, _mm512_storeu_si512,
 };
 use std::cell::RefCell;
 
 use super::{GemmSpec, Transpose};
+use crate::kernels::transpose16;
 
 /// Rows of `C` per micro-tile.
 const MR: usize = 8;
@@ -197,17 +197,7 @@ fn pack_b(
                 let k = k0 + 2 * p;
                 let even = &b[k * ldb + n0..][..nc];
                 let odd = (2 * p + 1 < kc).then(|| &b[(k + 1) * ldb + n0..][..nc]);
-                for tile in 0..tiles {
-                    let j = tile * NR;
-                    let cols = NR.min(nc - j);
-                    let d = &mut out[(tile * kp + p) * NR..][..NR];
-                    convert_interleaved(
-                        &even[j..j + cols],
-                        odd.map(|o| &o[j..j + cols]),
-                        &mut d[..cols],
-                    );
-                    d[cols..].fill(0);
-                }
+                spread_row_pairs(even, odd, p, kp, out);
             }
         }
         // op(B)[k, j] = B[j * ldb + k]: column j of op(B) is stored row j, pairs adjacent.
@@ -255,11 +245,15 @@ fn convert_adjacent(src: &[f32], dst: &mut [u32]) {
     unsafe { convert_adjacent_avx512(src, dst) }
 }
 
-/// `dst[i]` = the pair (`even[i]`, `odd[i]`, or 0 without `odd`) in bf16.
-fn convert_interleaved(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
-    assert!(dst.len() == even.len() && odd.is_none_or(|o| o.len() == even.len()));
-    // SAFETY: as in `convert_adjacent`: the CPU has the features, the lengths match.
-    unsafe { convert_interleaved_avx512(even, odd, dst) }
+/// Pair `p` of every tile of `kp`-pair tiles of [`NR`] columns (`[tile][pair][NR]`, as
+/// [`pack_b`] lays out a row-major `B`): column `j` gets (`even[j]`, `odd[j]`, or 0 without
+/// `odd`) in bf16, and the last tile's columns past `even.len()` get 0.
+fn spread_row_pairs(even: &[f32], odd: Option<&[f32]>, p: usize, kp: usize, tiles: &mut [u32]) {
+    let cols = even.len();
+    assert!(odd.is_none_or(|o| o.len() == cols) && p < kp);
+    assert!(tiles.len() == cols.div_ceil(NR) * kp * NR);
+    // SAFETY: `run` asserted `supported()` before packing; the lengths are checked above.
+    unsafe { spread_row_pairs_avx512(even, odd, p, kp, tiles) }
 }
 
 /// Pair `p` of every row of `kp`-pair panels of [`MR`] rows (`[panel][pair][row]`, as
@@ -317,58 +311,12 @@ unsafe fn transpose_pairs_avx512(columns: &[&[f32]; 16], kp: usize, dst: &mut [u
         // SAFETY: the CPU has the features (this function's contract).
         let r: [__m512i; 16] =
             std::array::from_fn(|l| unsafe { load_pairs(columns[l].get(2 * p0..).unwrap_or(&[])) });
-        let out = transpose_16x16(r);
+        let out = transpose16::transpose_16x16(r);
         for (q, v) in out.iter().enumerate().take(kp - p0) {
             // SAFETY: `(p0 + q) * NR + 16 <= dst.len()` as `p0 + q < kp` (checked bound).
             unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add((p0 + q) * NR) as *mut __m512i, *v) };
         }
     }
-}
-
-/// The transpose of a 16 x 16 matrix of `u32`, one row per register: `out[q]` lane `l` is
-/// `r[l]` lane `q`. Interleaves 32-bit, then 64-bit elements within 128-bit blocks, then
-/// moves the blocks.
-#[target_feature(enable = "avx512f")]
-fn transpose_16x16(r: [__m512i; 16]) -> [__m512i; 16] {
-    // a[2i], a[2i+1]: rows 2i and 2i+1 interleaved (low, high halves of each 128-bit block).
-    let a: [__m512i; 16] = std::array::from_fn(|i| {
-        let (x, y) = (r[i & !1], r[i | 1]);
-        if i % 2 == 0 {
-            _mm512_unpacklo_epi32(x, y)
-        } else {
-            _mm512_unpackhi_epi32(x, y)
-        }
-    });
-    // b[4i + e]: rows 4i..4i+4, element e of each 128-bit block.
-    let b: [__m512i; 16] = std::array::from_fn(|j| {
-        let (i, e) = (j / 4, j % 4);
-        let (x, y) = (a[4 * i + (e / 2)], a[4 * i + 2 + (e / 2)]);
-        if e % 2 == 0 {
-            _mm512_unpacklo_epi64(x, y)
-        } else {
-            _mm512_unpackhi_epi64(x, y)
-        }
-    });
-    // out[4 * blk + e] = block `blk` of b[e], b[4 + e], b[8 + e], b[12 + e].
-    std::array::from_fn(|q| {
-        let (blk, e) = (q / 4, q % 4);
-        let (c, d) = if blk < 2 {
-            (
-                _mm512_shuffle_i32x4::<0b01_00_01_00>(b[e], b[4 + e]),
-                _mm512_shuffle_i32x4::<0b01_00_01_00>(b[8 + e], b[12 + e]),
-            )
-        } else {
-            (
-                _mm512_shuffle_i32x4::<0b11_10_11_10>(b[e], b[4 + e]),
-                _mm512_shuffle_i32x4::<0b11_10_11_10>(b[8 + e], b[12 + e]),
-            )
-        };
-        if blk % 2 == 0 {
-            _mm512_shuffle_i32x4::<0b10_00_10_00>(c, d)
-        } else {
-            _mm512_shuffle_i32x4::<0b11_01_11_01>(c, d)
-        }
-    })
 }
 
 /// Lanes `0..n` of a 16-lane mask.
@@ -450,25 +398,33 @@ unsafe fn spread_pairs_avx512(
 }
 
 /// # Safety
-/// The CPU must support AVX-512 F and BF16; `even`, `odd` (if any) and `dst` have one length.
+/// The CPU must support AVX-512 F and BF16; the bounds of [`spread_row_pairs`] hold.
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn convert_interleaved_avx512(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
-    let full = dst.len() / 16;
-    for i in (0..full).map(|i| 16 * i) {
-        // SAFETY: `i + 16 <= dst.len()`, the length of all three slices.
+unsafe fn spread_row_pairs_avx512(
+    even: &[f32],
+    odd: Option<&[f32]>,
+    p: usize,
+    kp: usize,
+    tiles: &mut [u32],
+) {
+    let cols = even.len();
+    let base = tiles.as_mut_ptr();
+    // Vectors of 16 columns; the last tile's columns past `cols` get 0, which is what the
+    // kernel must read there.
+    let padded = cols.div_ceil(NR) * NR;
+    for j in (0..padded).step_by(16) {
+        // SAFETY: lanes `0..cols - j` from `j < cols` lie inside `even` and `odd` (same
+        // length), the others are not read. Tile `j / NR` spans `(j / NR) * kp * NR..` of
+        // `tiles` (`padded / NR` tiles, checked by `spread_row_pairs`), and its pair `p < kp`
+        // holds the 16 values from `j % NR <= NR - 16`.
         unsafe {
-            let v = pairs(even, odd, i, !0);
-            _mm512_storeu_si512(dst.as_mut_ptr().add(i) as *mut __m512i, v);
-        }
-    }
-    let i = 16 * full;
-    if i < dst.len() {
-        let mask = lanes(dst.len() - i);
-        // SAFETY: lanes `0..dst.len() - i` from `i` lie inside all three slices; masked-off
-        // lanes are not touched.
-        unsafe {
-            let v = pairs(even, odd, i, mask);
-            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(i) as *mut i32, mask, v);
+            let v = if j < cols {
+                pairs(even, odd, j, lanes(cols - j))
+            } else {
+                _mm512_setzero_si512()
+            };
+            let at = base.add(((j / NR) * kp + p) * NR + j % NR);
+            _mm512_storeu_si512(at as *mut __m512i, v);
         }
     }
 }

@@ -177,7 +177,9 @@ fn columns<const W: usize, const R: usize>(
 /// `h * HS..` of `dst`), and `src` is read row by row, front to back: in a backward pass `V` is
 /// no longer in cache, and a head's columns alone, read row by row, cost a cache miss every
 /// few values. It goes in square tiles of [`TILE`], each read as `TILE` rows of `src` and
-/// written as `TILE` rows of `dst` (whole vectors both ways); the edges one value at a time.
+/// written as `TILE` rows of `dst`: with AVX-512, sixteen vector loads, a transpose in
+/// registers and sixteen vector stores (value by value, a nanoGPT-cpu step spent 2% of its
+/// time here; 0.8% now); elsewhere 8 x 8 tiles copied value by value. Edges value by value.
 #[multiversion(targets("x86_64+avx2+fma"))]
 pub(super) fn transpose(src: &[f32], ld: usize, t: usize, width: usize, dst: &mut [f32]) {
     let dst = &mut dst[..width * t];

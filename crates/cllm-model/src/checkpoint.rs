@@ -110,7 +110,7 @@ pub fn save(
     dir: &Path,
     name: &str,
     params: &GptParams,
-    mut state: CheckpointState,
+    state: CheckpointState,
     weights: &[f32],
     m: &[f32],
     v: &[f32],
@@ -118,7 +118,31 @@ pub fn save(
     let tmp = dir.join(format!("{name}.tmp"));
     let target = dir.join(name);
     let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir_all(&tmp).map_err(io(&tmp, "creating"))?;
+    let written = write_into(&tmp, params, state, weights, m, v);
+    if written.is_err() {
+        // A failed write (a full disk, say) leaves nothing behind: the space it took is given
+        // back, and the checkpoints already there are untouched.
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    written?;
+    if target.exists() {
+        fs::remove_dir_all(&target).map_err(io(&target, "replacing"))?;
+    }
+    fs::rename(&tmp, &target).map_err(io(&target, "renaming into"))?;
+    sync_dir(dir)?;
+    Ok(target)
+}
+
+/// Writes both files of a checkpoint into `tmp` (created) and fsyncs them and it.
+fn write_into(
+    tmp: &Path,
+    params: &GptParams,
+    mut state: CheckpointState,
+    weights: &[f32],
+    m: &[f32],
+    v: &[f32],
+) -> Result<(), CheckpointError> {
+    fs::create_dir_all(tmp).map_err(io(tmp, "creating"))?;
     let mut blobs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (prefix, buf) in [("param", weights), ("adam_m", m), ("adam_v", v)] {
         for e in params.layout.entries() {
@@ -138,20 +162,14 @@ pub fn save(
             ))
         })
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
-        .map_err(|e| corrupt(&tmp, e.to_string()))?;
-    let bytes = safetensors::serialize(views, &None).map_err(|e| corrupt(&tmp, e.to_string()))?;
+        .map_err(|e| corrupt(tmp, e.to_string()))?;
+    let bytes = safetensors::serialize(views, &None).map_err(|e| corrupt(tmp, e.to_string()))?;
     state.weights_sha256 = hex(&Sha256::digest(&bytes));
     state.version = CHECKPOINT_VERSION;
     write_synced(&tmp.join(MODEL_FILE), &bytes)?;
     let json = serde_json::to_vec_pretty(&state).expect("checkpoint state serialises");
     write_synced(&tmp.join(STATE_FILE), &json)?;
-    sync_dir(&tmp)?;
-    if target.exists() {
-        fs::remove_dir_all(&target).map_err(io(&target, "replacing"))?;
-    }
-    fs::rename(&tmp, &target).map_err(io(&target, "renaming into"))?;
-    sync_dir(dir)?;
-    Ok(target)
+    sync_dir(tmp)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {

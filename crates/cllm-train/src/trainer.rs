@@ -726,7 +726,18 @@ impl Trainer {
         let (m, v) = self.engine.moments();
         let params = cllm_model::GptParams::new(&self.cfg.model);
         let path = checkpoint::save(&dir, &name, &params, state, self.engine.weights(), m, v)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                let kept = match &self.last_checkpoint {
+                    Some(p) => format!(
+                        "the last one, {}, is intact: continue with {} --resume {}",
+                        p.display(),
+                        crate::sibling::command("cllm-train"),
+                        self.run_dir.display()
+                    ),
+                    None => "none was written before it".into(),
+                };
+                format!("checkpoint at step {step} not written ({e}); {kept}")
+            })?;
         self.last_checkpoint = Some(path);
         self.prune_checkpoints(&dir);
         Ok(())

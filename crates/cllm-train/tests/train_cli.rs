@@ -204,6 +204,7 @@ fn train_writes_the_run_directory_and_learns() {
         ("--top-p", "2"),
         ("--top-p", "0"),
         ("--repetition-penalty", "0"),
+        ("--temperature", "-1"),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_cllm-generate"))
             .args([run.to_str().unwrap(), flag, value])
@@ -663,6 +664,13 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
             &["--compute-workers", "0"],
             "--compute-workers must be at least 1",
         ),
+        // A negative number is read as the flag's value (not as an unknown flag, with clap's
+        // advice to write `-- -1`, which would make it the corpus path).
+        (
+            &["--learning-rate", "-1"],
+            "--learning-rate must be a positive number",
+        ),
+        (&["--grad-clip", "-0.5"], "--grad-clip must be a number >= 0"),
     ] {
         let out = env.train(flags);
         assert_eq!(out.status.code(), Some(1), "{flags:?}");
@@ -673,6 +681,13 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
         );
     }
     assert!(!env.path("runs").exists(), "no run directory left behind");
+    let out = env.train(&["--max-steps", "-5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value '-5' for '--max-steps <N>'"),
+        "{}",
+        stderr(&out)
+    );
 
     // A batch no machine can hold: refused from an estimate, before anything that size is
     // allocated (not the out-of-memory killer's SIGKILL).

@@ -12,7 +12,12 @@ use cllm_train::generate_cmd::{self, GenerateArgs};
 /// Streams the prompt and its continuation to stdout; the same --seed gives the same text.
 /// Decoding uses a KV cache, so each new token costs one row through the network.
 #[derive(Parser, Debug)]
-#[command(name = "cllm-generate", version, max_term_width = 100)]
+#[command(
+    name = "cllm-generate",
+    version,
+    max_term_width = 100,
+    allow_negative_numbers = true
+)]
 struct Cli {
     #[command(flatten)]
     args: GenerateArgs,

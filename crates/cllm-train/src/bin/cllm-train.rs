@@ -21,7 +21,12 @@ use cllm_train::{config, heap, prepare_cmd, run_dir, telemetry, trainer};
 /// from it. Training runs on --threads worker threads coordinated by Node Zero, a thread of its
 /// own that prepares data while the workers compute.
 #[derive(Parser, Debug)]
-#[command(name = "cllm-train", version, max_term_width = 100)]
+#[command(
+    name = "cllm-train",
+    version,
+    max_term_width = 100,
+    allow_negative_numbers = true
+)]
 struct Cli {
     /// A text file or a directory of text files to train on (walked recursively; hidden and
     /// VCS directories are skipped; duplicate, binary and non-UTF-8 files are skipped and counted).

@@ -237,6 +237,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
             cfg.hyper.max_steps
         ));
     }
+    let resumed_from = resume.as_ref().map(|r| r.path.clone());
     let (weights, m, v) = match resume {
         Some(r) => (r.ck.weights, r.ck.m, r.ck.v),
         None => (
@@ -278,6 +279,9 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         eprintln!("resuming at step {start_step} of {}", cfg.hyper.max_steps);
     }
     let mut trainer = Trainer::new(cfg, run_dir, &prepared, engine, metrics)?;
+    // The checkpoint resumed from is the last good one until a newer is written (what a
+    // divergence or a failed checkpoint names).
+    trainer.last_checkpoint = resumed_from;
     trainer.log_every = req.train.log_every;
     trainer.stop_after = req.train.stop_after_steps;
     trainer.train(start_step, stop)

@@ -535,45 +535,67 @@ fn divergence_stops_with_the_step_and_keeps_the_last_checkpoint() {
 }
 
 /// A checkpoint the file system refuses (here: a file-size limit below a checkpoint's size,
-/// as a full disk would) stops training with one line that says so, and leaves no half-written
+/// as a full disk would) stops training with one line that says so and names the checkpoint
+/// that is still good (on a resumed run, the one it resumed from), and leaves no half-written
 /// checkpoint behind.
 #[cfg(unix)]
 #[test]
 fn a_checkpoint_that_cannot_be_written_is_a_clear_error_and_leaves_nothing_behind() {
     let env = Env::new();
-    let run = env.path("run");
     // `ulimit -f` blocks: 256 of 512 or 1024 bytes, whichever the shell counts, is far below
     // a tiny checkpoint (~0.5 MB) and above everything else the run writes. With SIGXFSZ
     // ignored (inherited across exec), a write past the limit fails with EFBIG.
-    let train = env.train_command(&[
-        "--preset",
-        "tiny",
-        "--max-steps",
-        "20",
-        "--checkpoint-every",
-        "10",
-        "--eval-interval",
-        "20",
-        "--eval-iters",
-        "1",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
-    let mut cmd = Command::new("sh");
-    cmd.current_dir(env.dir.path())
-        .args(["-c", "trap '' XFSZ; ulimit -f 256 && exec \"$0\" \"$@\""])
-        .arg(train.get_program())
-        .args(train.get_args());
-    let out = cmd.output().unwrap();
+    let limited = |args: &[&str]| {
+        let train = env.train_command(args);
+        Command::new("sh")
+            .current_dir(env.dir.path())
+            .args(["-c", "trap '' XFSZ; ulimit -f 256 && exec \"$0\" \"$@\""])
+            .arg(train.get_program())
+            .args(train.get_args())
+            .output()
+            .unwrap()
+    };
+    let left_in = |run: &Path| -> Vec<_> {
+        fs::read_dir(run.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let steps = |n: &'static str| {
+        [
+            "--preset",
+            "tiny",
+            "--max-steps",
+            n,
+            "--checkpoint-every",
+            "10",
+            "--eval-interval",
+            "10",
+            "--eval-iters",
+            "1",
+        ]
+    };
+
+    let fresh = env.path("fresh");
+    let out = limited(&[&steps("20")[..], &["--out", fresh.to_str().unwrap()]].concat());
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("checkpoint at step 10 not written"), "{err}");
     assert!(err.contains("none was written before it"), "{err}");
-    let left: Vec<_> = fs::read_dir(run.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(left_in(&fresh).is_empty(), "left behind: {:?}", left_in(&fresh));
+
+    let resumed = env.path("resumed");
+    let out = env.train(&[&steps("10")[..], &["--out", resumed.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = limited(&["--resume", resumed.to_str().unwrap(), "--max-steps", "20"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("checkpoint at step 20 not written"), "{err}");
+    assert!(
+        err.contains("step-00000010, is intact") && err.contains("--resume"),
+        "{err}"
+    );
+    assert_eq!(left_in(&resumed), ["step-00000010"]);
 }
 
 #[test]

@@ -582,7 +582,11 @@ fn a_checkpoint_that_cannot_be_written_is_a_clear_error_and_leaves_nothing_behin
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("checkpoint at step 10 not written"), "{err}");
     assert!(err.contains("none was written before it"), "{err}");
-    assert!(left_in(&fresh).is_empty(), "left behind: {:?}", left_in(&fresh));
+    assert!(
+        left_in(&fresh).is_empty(),
+        "left behind: {:?}",
+        left_in(&fresh)
+    );
 
     let resumed = env.path("resumed");
     let out = env.train(&[&steps("10")[..], &["--out", resumed.to_str().unwrap()]].concat());
@@ -692,7 +696,10 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
             &["--learning-rate", "-1"],
             "--learning-rate must be a positive number",
         ),
-        (&["--grad-clip", "-0.5"], "--grad-clip must be a number >= 0"),
+        (
+            &["--grad-clip", "-0.5"],
+            "--grad-clip must be a number >= 0",
+        ),
     ] {
         let out = env.train(flags);
         assert_eq!(out.status.code(), Some(1), "{flags:?}");

@@ -100,19 +100,25 @@ fn sums_and_dw(
     const L: usize = math::LANES;
     let (mut a, mut b) = ([0.0f32; L], [0.0f32; L]);
     let n = x.len() / L * L;
-    for (((dwc, xc), dyc), wc) in dw[..n]
-        .chunks_exact_mut(L)
-        .zip(x[..n].chunks_exact(L))
+    // Three simple loops over the row (in L1) rather than one: with all three sums in one
+    // loop the compiler paired `a` and `b` lane by lane into scalar code, and a nanoGPT-cpu
+    // backward ([768 x 128]) took 69 µs.
+    for (dyc, wc) in dy[..n].chunks_exact(L).zip(w[..n].chunks_exact(L)) {
+        for l in 0..L {
+            a[l] += dyc[l] * wc[l];
+        }
+    }
+    for ((xc, dyc), wc) in x[..n]
+        .chunks_exact(L)
         .zip(dy[..n].chunks_exact(L))
         .zip(w[..n].chunks_exact(L))
     {
         for l in 0..L {
-            let norm = (xc[l] - mean) * rstd;
-            let dn = dyc[l] * wc[l];
-            a[l] += dn;
-            b[l] += dn * norm;
-            dwc[l] += dyc[l] * norm;
+            b[l] += dyc[l] * wc[l] * ((xc[l] - mean) * rstd);
         }
+    }
+    for ((d, &xv), &dyv) in dw[..n].iter_mut().zip(&x[..n]).zip(&dy[..n]) {
+        *d += dyv * ((xv - mean) * rstd);
     }
     let (mut ta, mut tb) = (0.0f32, 0.0f32);
     for i in n..x.len() {

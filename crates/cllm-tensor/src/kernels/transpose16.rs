@@ -11,6 +11,7 @@ use std::arch::x86_64::{
 /// `r[l]` lane `q`. Interleaves 32-bit, then 64-bit elements within 128-bit blocks, then
 /// moves the blocks.
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub(crate) fn transpose_16x16(r: [__m512i; 16]) -> [__m512i; 16] {
     // a[2i], a[2i+1]: rows 2i and 2i+1 interleaved (low, high halves of each 128-bit block).
     let a: [__m512i; 16] = std::array::from_fn(|i| {

@@ -188,17 +188,17 @@ pub(super) fn transpose(src: &[f32], ld: usize, t: usize, width: usize, dst: &mu
         for d0 in (0..tiled_w).step_by(TILE) {
             transpose_tile(&src[j0 * ld + d0..], ld, &mut dst[d0 * t + j0..], t);
         }
-        for j in j0..j0 + TILE {
-            for d in tiled_w..width {
+    }
+    // The edges: the columns right of the tiles, then the rows below them.
+    let mut by_value = |js: Range<usize>, ds: Range<usize>| {
+        for j in js {
+            for d in ds.clone() {
                 dst[d * t + j] = src[j * ld + d];
             }
         }
-    }
-    for j in tiled_t..t {
-        for d in 0..width {
-            dst[d * t + j] = src[j * ld + d];
-        }
-    }
+    };
+    by_value(0..tiled_t, tiled_w..width);
+    by_value(tiled_t..t, 0..width);
 }
 
 /// Side of [`transpose`]'s tiles: one vector register per row of a tile.

@@ -1,8 +1,16 @@
 //! The backward pass: a reverse walk over the recorded ops with one exhaustive `match`.
 //!
 //! Recording order is a topological order, so walking it backwards visits every op after all
-//! the ops that consumed its output. After an op's backward has used the gradient of its
-//! output, that gradient is zeroed (see the invariant in [`crate::tape`]).
+//! the ops that consumed its output, and so after every write to its output's gradient.
+//!
+//! First write overwrites: a gradient buffer holds whatever an earlier step left there until
+//! something writes it in this pass, and a per-value flag says whether anything has. The first
+//! op to write a gradient overwrites it ([`GradOut::first`]: a GEMM with `beta = 0`, a copy,
+//! or a kernel's overwriting form); later ones add to it. An op whose output gradient nothing
+//! wrote has a zero gradient to pass on, so its backward is skipped. This spares zeroing every
+//! gradient once per step, and reading the zeros back (see docs/benchmarks.md, "overwrite").
+//! Inputs' gradients are zeroed when the input is recorded and count as written, so they only
+//! ever accumulate.
 
 use std::ops::Range;
 
@@ -44,11 +52,32 @@ impl<'a> Bufs<'a> {
     }
 }
 
-/// The gradients of values: the tape's `grads` buffer and the table that says where each
-/// value's span is.
+/// The gradients of values: the tape's `grads` buffer, the table that says where each
+/// value's span is, and which spans this backward pass has written (see the module docs).
 pub(crate) struct Grads<'a> {
     vals: &'a [ValInfo],
     buf: &'a mut [f32],
+    written: &'a mut [bool],
+}
+
+/// The gradient of an op's input, to write.
+pub(crate) struct GradOut<'a> {
+    /// The gradient's span.
+    pub(crate) buf: &'a mut [f32],
+    /// Whether this is the first write to it in this backward pass: `buf` then holds stale
+    /// values, to be overwritten, not added to.
+    pub(crate) first: bool,
+}
+
+impl<'a> GradOut<'a> {
+    /// The span to add into, zeroed first if this is the first write (for kernels that can
+    /// only add).
+    pub(crate) fn for_adding(self) -> &'a mut [f32] {
+        if self.first {
+            self.buf.fill(0.0);
+        }
+        self.buf
+    }
 }
 
 impl Grads<'_> {
@@ -60,17 +89,23 @@ impl Grads<'_> {
         self.vals[v.index()].needs_grad
     }
 
-    /// The gradient of `out` (to read) and of `x` (to accumulate into, if `x` needs one).
-    pub(crate) fn dy_dx(&mut self, out: ValId, x: ValId) -> (&[f32], Option<&mut [f32]>) {
+    /// Marks `v`'s gradient written and says whether it was not before.
+    fn first_write(&mut self, v: ValId) -> bool {
+        !std::mem::replace(&mut self.written[v.index()], true)
+    }
+
+    /// The gradient of `out` (to read) and of `x` (to write, if `x` needs one).
+    pub(crate) fn dy_dx(&mut self, out: ValId, x: ValId) -> (&[f32], Option<GradOut<'_>>) {
         let (ro, rx) = (self.range(out), self.range(x));
         if !self.needs(x) {
             return (&self.buf[ro], None);
         }
+        let first = self.first_write(x);
         let [dy, dx] = self
             .buf
             .get_disjoint_mut([ro, rx])
             .expect("an op's output is never its input");
-        (dy, Some(dx))
+        (dy, Some(GradOut { buf: dx, first }))
     }
 
     /// The gradient of `out` and of two distinct inputs `a != b`.
@@ -79,30 +114,34 @@ impl Grads<'_> {
         out: ValId,
         a: ValId,
         b: ValId,
-    ) -> (&[f32], Option<&mut [f32]>, Option<&mut [f32]>) {
+    ) -> (&[f32], Option<GradOut<'_>>, Option<GradOut<'_>>) {
         debug_assert_ne!(a, b);
         let (ro, ra, rb) = (self.range(out), self.range(a), self.range(b));
-        match (self.needs(a), self.needs(b)) {
+        let (need_a, need_b) = (self.needs(a), self.needs(b));
+        let first_a = need_a && self.first_write(a);
+        let first_b = need_b && self.first_write(b);
+        let grad = |buf, first| GradOut { buf, first };
+        match (need_a, need_b) {
             (true, true) => {
                 let [dy, da, db] = self
                     .buf
                     .get_disjoint_mut([ro, ra, rb])
                     .expect("distinct values");
-                (dy, Some(da), Some(db))
+                (dy, Some(grad(da, first_a)), Some(grad(db, first_b)))
             }
             (true, false) => {
                 let [dy, da] = self
                     .buf
                     .get_disjoint_mut([ro, ra])
                     .expect("distinct values");
-                (dy, Some(da), None)
+                (dy, Some(grad(da, first_a)), None)
             }
             (false, true) => {
                 let [dy, db] = self
                     .buf
                     .get_disjoint_mut([ro, rb])
                     .expect("distinct values");
-                (dy, None, Some(db))
+                (dy, None, Some(grad(db, first_b)))
             }
             (false, false) => (&self.buf[ro], None, None),
         }
@@ -111,11 +150,6 @@ impl Grads<'_> {
     /// The gradient of `out`, read-only.
     pub(crate) fn dy(&self, out: ValId) -> &[f32] {
         &self.buf[self.range(out)]
-    }
-
-    fn clear(&mut self, v: ValId) {
-        let r = self.range(v);
-        self.buf[r].fill(0.0);
     }
 }
 
@@ -149,12 +183,20 @@ pub(crate) fn run(
         aux,
         ids,
         scratch,
-        dirty_leaves,
+        written,
         ..
     } = tape;
     grads[loss_at] = seed;
     let vals: &[ValInfo] = vals;
-    let grads = Grads { vals, buf: grads };
+    // Inputs' gradients were zeroed when recorded: they count as written (and accumulate).
+    written.clear();
+    written.extend(vals.iter().map(|v| v.leaf));
+    written[loss.index()] = true;
+    let grads = Grads {
+        vals,
+        buf: grads,
+        written,
+    };
     let mut b = Bufs {
         vals,
         arena,
@@ -168,16 +210,11 @@ pub(crate) fn run(
     };
     for op in ops.iter().rev() {
         let out = output(op);
-        if vals[out.index()].needs_grad {
+        // Nothing wrote the output's gradient: it is zero, and so is all this op passes on.
+        if vals[out.index()].needs_grad && b.grads.written[out.index()] {
             dispatch(op, &mut b);
-            b.grads.clear(out);
         }
     }
-    dirty_leaves.extend(
-        vals.iter()
-            .filter(|v| v.leaf && v.needs_grad)
-            .map(ValInfo::range),
-    );
 }
 
 /// The value an op writes.

@@ -113,13 +113,13 @@ impl<'t> Graph<'t> {
     /// The gradient of an input after [`backward`](Self::backward).
     ///
     /// # Panics
-    /// If `v` is not an input: gradients of intermediate values are consumed (and cleared)
-    /// during backward, so only inputs keep theirs.
+    /// If `v` is not an input: intermediate values' gradients are backward's working space
+    /// (overwritten as it goes, see `DESIGN.md`), so only inputs keep theirs.
     pub fn grad(&self, v: Val<'t>) -> &[f32] {
         let info = self.tape.info(v.id);
         assert!(
             info.leaf,
-            "grad() is kept only for inputs; intermediate gradients are consumed by backward"
+            "grad() is kept only for inputs; intermediate gradients are backward's working space"
         );
         &self.tape.grads[info.range()]
     }

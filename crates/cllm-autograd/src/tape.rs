@@ -4,11 +4,10 @@
 //! length while keeping its capacity. So after the largest step has been seen once, recording
 //! and backward allocate nothing, and memory cannot grow with the number of steps.
 //!
-//! Gradient invariant: outside a backward pass, every element of `grads` is zero. Backward
-//! restores it as it goes — once an op's backward has consumed the gradient of its output,
-//! that span is zeroed while it is still in cache — and the gradients of leaves (inputs),
-//! kept readable after backward, are zeroed when the next step starts. This replaces a
-//! full-arena `fill(0.0)` per step with zeroing that touches only hot lines.
+//! Gradients are never zeroed wholesale: in a backward pass the first write to a value's
+//! gradient overwrites what an earlier step left there, and `written` records which have been
+//! written (see [`crate::backward`]). Only inputs' gradients, which backward adds to and
+//! [`Graph::grad`] reads, are zeroed, when the input is recorded.
 
 use std::ops::Range;
 
@@ -24,7 +23,8 @@ pub struct Tape {
     /// Forward values, bump-allocated; `arena_used` elements are live this step.
     pub(crate) arena: Vec<f32>,
     pub(crate) arena_used: usize,
-    /// Gradients of values, same indices as `arena`; all zero outside backward (see module docs).
+    /// Gradients of values, same indices as `arena`; meaningful only where written in this
+    /// step's backward pass, and for inputs (see module docs).
     pub(crate) grads: Vec<f32>,
     /// Saved floats that have no gradient (softmax probabilities, layer-norm statistics),
     /// bump-allocated like the arena; `aux_used` elements are live this step.
@@ -35,8 +35,8 @@ pub struct Tape {
     /// Scratch for kernels (backward ones, and attention's forward); contents meaningless
     /// between uses.
     pub(crate) scratch: Vec<f32>,
-    /// Leaves whose gradients backward left readable; zeroed when the next step starts.
-    pub(crate) dirty_leaves: Vec<Range<usize>>,
+    /// Per value: whether the running (or last) backward pass has written its gradient.
+    pub(crate) written: Vec<bool>,
 }
 
 /// Sizes of a tape's buffers, in bytes (for memory reports and the reuse test).
@@ -74,7 +74,7 @@ impl Tape {
             aux_used: 0,
             ids: Vec::with_capacity(other.ids.len()),
             scratch: Vec::with_capacity(other.scratch.len()),
-            dirty_leaves: Vec::with_capacity(other.dirty_leaves.len()),
+            written: Vec::with_capacity(other.written.len()),
         }
     }
 
@@ -97,9 +97,6 @@ impl Tape {
 
     /// Drops the recorded step, keeping every buffer's capacity.
     pub fn reset(&mut self) {
-        for r in self.dirty_leaves.drain(..) {
-            self.grads[r].fill(0.0);
-        }
         self.ops.clear();
         self.vals.clear();
         self.arena_used = 0;
@@ -129,7 +126,7 @@ impl Tape {
             + of(&self.aux, &count)
             + of(&self.scratch, &count)
             + of(&self.ids, &count)
-            + of(&self.dirty_leaves, &count)
+            + of(&self.written, &count)
     }
 
     /// Kinds of the ops recorded in the current step, in recording order.
@@ -148,9 +145,12 @@ impl Tape {
         let start = self.arena_used;
         self.arena_used += rows * cols;
         if self.arena.len() < self.arena_used {
-            // New elements are zero, which also keeps the all-zero gradient invariant.
             self.arena.resize(self.arena_used, 0.0);
             self.grads.resize(self.arena_used, 0.0);
+        }
+        if leaf && needs_grad {
+            // Backward adds to an input's gradient (see the module docs).
+            self.grads[start..self.arena_used].fill(0.0);
         }
         let id = ValId(u32::try_from(self.vals.len()).expect("fewer than 2^32 values per step"));
         self.vals.push(ValInfo {

@@ -182,10 +182,21 @@ fn cases(kind: OpKind) -> Vec<Case> {
                 ),
                 case(
                     "add(a, a)",
+                    l.clone(),
+                    p.clone(),
+                    vec![c.clone()],
+                    Box::new(|g, v| g.add(v[0], v[0])),
+                ),
+                // A residual: `a`'s gradient is written by the add, then added to by the GELU.
+                case(
+                    "add(gelu(a), a)",
                     l,
                     p,
                     vec![c],
-                    Box::new(|g, v| g.add(v[0], v[0])),
+                    Box::new(|g, v| {
+                        let h = g.gelu(v[0]);
+                        g.add(h, v[0])
+                    }),
                 ),
             ]
         }
@@ -215,13 +226,29 @@ fn cases(kind: OpKind) -> Vec<Case> {
         }
         OpKind::Scale => {
             let (l, p) = no_params();
-            vec![case(
-                "scale",
-                l,
-                p,
-                vec![input(&mut rng, 3, 4, 1.0)],
-                Box::new(|g, v| g.scale(v[0], -1.7)),
-            )]
+            let x = input(&mut rng, 3, 4, 1.0);
+            vec![
+                case(
+                    "scale",
+                    l.clone(),
+                    p.clone(),
+                    vec![x.clone()],
+                    Box::new(|g, v| g.scale(v[0], -1.7)),
+                ),
+                // A value nothing uses: its gradient is never written, and its op's backward
+                // must pass nothing on.
+                case(
+                    "scale beside an unused branch",
+                    l,
+                    p,
+                    vec![x],
+                    Box::new(|g, v| {
+                        let unused = g.gelu(v[0]);
+                        g.scale(unused, 4.0);
+                        g.scale(v[0], -1.7)
+                    }),
+                ),
+            ]
         }
         OpKind::Sum => {
             let (l, p) = no_params();
@@ -294,6 +321,23 @@ fn cases(kind: OpKind) -> Vec<Case> {
     }
 }
 
+/// How a case's op reads the inputs: as they are (its backward then adds to the inputs'
+/// gradients, which backward keeps zeroed and readable), or through an exact `scale(x, 1.0)`
+/// each (its backward then writes intermediate gradients, the first write overwriting what an
+/// earlier step left in the buffer).
+#[derive(Clone, Copy, Debug)]
+enum Through {
+    Inputs,
+    Intermediates,
+}
+
+fn operands<'t>(g: &mut Graph<'t>, inputs: Vec<Val<'t>>, through: Through) -> Vec<Val<'t>> {
+    match through {
+        Through::Inputs => inputs,
+        Through::Intermediates => inputs.into_iter().map(|v| g.scale(v, 1.0)).collect(),
+    }
+}
+
 /// `sum(y * r)` evaluated in f64 from the f32 forward values, with the given parameters and inputs.
 fn loss_f64(tape: &mut Tape, c: &Case, params: &[f32], inputs: &[Input], r: &[f32]) -> f64 {
     let mut g = tape.graph(params, &c.layout);
@@ -309,28 +353,53 @@ fn loss_f64(tape: &mut Tape, c: &Case, params: &[f32], inputs: &[Input], r: &[f3
         .sum()
 }
 
-fn check(c: &Case, kind: OpKind) {
+/// The analytic gradients of `L = sum(y * r)` (parameters, inputs) on `tape`.
+fn analytic(
+    tape: &mut Tape,
+    c: &Case,
+    inputs: &[Input],
+    r: &[f32],
+    through: Through,
+) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let mut pgrads = c.layout.zeros();
+    let mut g = tape.graph(&c.params, &c.layout);
+    let vals: Vec<Val> = inputs
+        .iter()
+        .map(|i| g.input_with_grad(&i.data, i.rows, i.cols))
+        .collect();
+    let operands = operands(&mut g, vals.clone(), through);
+    let y = (c.build)(&mut g, &operands);
+    let (rows, cols) = g.shape(y);
+    let rv = g.input(r, rows, cols);
+    let prod = g.mul(y, rv);
+    let loss = g.sum(prod);
+    g.backward(loss, &mut pgrads);
+    let grads = vals.iter().map(|&v| g.grad(v).to_vec()).collect();
+    (pgrads, grads)
+}
+
+fn check(c: &Case, kind: OpKind, through: Through) {
     let mut tape = Tape::new();
     let mut rng = Lcg(99);
-    // Analytic gradients through the tape: L = sum(y * r).
-    let mut pgrads = c.layout.zeros();
-    let (r, analytic_inputs) = {
+    let r = {
         let mut g = tape.graph(&c.params, &c.layout);
         let vals: Vec<Val> = c
             .inputs
             .iter()
-            .map(|i| g.input_with_grad(&i.data, i.rows, i.cols))
+            .map(|i| g.input(&i.data, i.rows, i.cols))
             .collect();
         let y = (c.build)(&mut g, &vals);
         let (rows, cols) = g.shape(y);
-        let r = rng.vec(rows * cols, 1.0, 0.0);
-        let rv = g.input(&r, rows, cols);
-        let prod = g.mul(y, rv);
-        let loss = g.sum(prod);
-        g.backward(loss, &mut pgrads);
-        let grads: Vec<Vec<f32>> = vals.iter().map(|&v| g.grad(v).to_vec()).collect();
-        (r, grads)
+        rng.vec(rows * cols, 1.0, 0.0)
     };
+    // A step on other inputs first, so that the tape's buffers hold another step's gradients
+    // (which the checked step must overwrite, not add to).
+    let mut other = c.inputs.clone();
+    for i in &mut other {
+        i.data.iter_mut().for_each(|x| *x = 3.0 * *x + 0.5);
+    }
+    analytic(&mut tape, c, &other, &r, through);
+    let (pgrads, analytic_inputs) = analytic(&mut tape, c, &c.inputs, &r, through);
     assert!(
         tape.op_kinds().any(|k| k == kind),
         "case `{}` does not record a {kind:?} op",
@@ -353,7 +422,7 @@ fn check(c: &Case, kind: OpKind) {
         p[i] = c.params[i] - EPS;
         let down = loss_f64(&mut tape, c, &p, &c.inputs, &r);
         compare(
-            format!("param[{i}]"),
+            format!("param[{i}] ({through:?})"),
             pgrads[i],
             (up - down) / (2.0 * EPS as f64),
         );
@@ -367,7 +436,7 @@ fn check(c: &Case, kind: OpKind) {
             inputs[k].data[i] = x0 - EPS;
             let down = loss_f64(&mut tape, c, &c.params, &inputs, &r);
             compare(
-                format!("input{k}[{i}]"),
+                format!("input{k}[{i}] ({through:?})"),
                 analytic,
                 (up - down) / (2.0 * EPS as f64),
             );
@@ -381,7 +450,8 @@ fn every_op_kind_passes_a_finite_difference_check() {
         let cs = cases(kind);
         assert!(!cs.is_empty(), "no gradient check for {kind:?}");
         for c in &cs {
-            check(c, kind);
+            check(c, kind, Through::Inputs);
+            check(c, kind, Through::Intermediates);
         }
     }
 }

@@ -65,6 +65,6 @@ pub(crate) fn backward(
     let pv = &bufs.aux[probs];
     let tmp = scratch(bufs.scratch, shape.scratch_len());
     if let (dy, Some(dqkv)) = bufs.grads.dy_dx(out, qkv) {
-        attention_backward(dqkv, tmp, dy, qv, pv, shape);
+        attention_backward(dqkv.for_adding(), tmp, dy, qv, pv, shape);
     }
 }

@@ -50,6 +50,6 @@ pub(crate) fn backward(
 ) {
     let (pv, tv) = (&bufs.aux[probs], &bufs.ids[targets]);
     if let (dy, Some(dlogits)) = bufs.grads.dy_dx(out, logits) {
-        cross_entropy_backward(dlogits, pv, tv, dy[0]);
+        cross_entropy_backward(dlogits.for_adding(), pv, tv, dy[0]);
     }
 }

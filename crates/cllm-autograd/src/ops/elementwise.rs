@@ -4,7 +4,7 @@
 use cllm_tensor::kernels::elementwise as k;
 
 use crate::Graph;
-use crate::backward::Bufs;
+use crate::backward::{Bufs, GradOut};
 use crate::op::Op;
 use crate::val::{Val, ValId};
 
@@ -82,16 +82,21 @@ pub(crate) fn add_backward(bufs: &mut Bufs, a: ValId, b: ValId, out: ValId) {
     if a == b {
         let (dy, da) = bufs.grads.dy_dx(out, a);
         if let Some(da) = da {
-            k::scale_backward(da, dy, 2.0);
+            if da.first {
+                k::scale_forward(da.buf, dy, 2.0);
+            } else {
+                k::scale_backward(da.buf, dy, 2.0);
+            }
         }
         return;
     }
     let (dy, da, db) = bufs.grads.dy_da_db(out, a, b);
-    if let Some(da) = da {
-        k::accumulate(da, dy);
-    }
-    if let Some(db) = db {
-        k::accumulate(db, dy);
+    for d in [da, db].into_iter().flatten() {
+        if d.first {
+            d.buf.copy_from_slice(dy);
+        } else {
+            k::accumulate(d.buf, dy);
+        }
     }
 }
 
@@ -100,7 +105,7 @@ pub(crate) fn mul_backward(bufs: &mut Bufs, a: ValId, b: ValId, out: ValId) {
     if a == b {
         // d(a^2)/da = 2a
         let (dy, da) = bufs.grads.dy_dx(out, a);
-        if let Some(da) = da {
+        if let Some(da) = da.map(GradOut::for_adding) {
             for i in 0..da.len() {
                 da[i] += 2.0 * av[i] * dy[i];
             }
@@ -108,12 +113,12 @@ pub(crate) fn mul_backward(bufs: &mut Bufs, a: ValId, b: ValId, out: ValId) {
         return;
     }
     let (dy, da, db) = bufs.grads.dy_da_db(out, a, b);
-    if let Some(da) = da {
+    if let Some(da) = da.map(GradOut::for_adding) {
         for i in 0..da.len() {
             da[i] += dy[i] * bv[i];
         }
     }
-    if let Some(db) = db {
+    if let Some(db) = db.map(GradOut::for_adding) {
         for i in 0..db.len() {
             db[i] += dy[i] * av[i];
         }
@@ -122,13 +127,17 @@ pub(crate) fn mul_backward(bufs: &mut Bufs, a: ValId, b: ValId, out: ValId) {
 
 pub(crate) fn scale_backward(bufs: &mut Bufs, x: ValId, s: f32, out: ValId) {
     if let (dy, Some(dx)) = bufs.grads.dy_dx(out, x) {
-        k::scale_backward(dx, dy, s);
+        if dx.first {
+            k::scale_forward(dx.buf, dy, s);
+        } else {
+            k::scale_backward(dx.buf, dy, s);
+        }
     }
 }
 
 pub(crate) fn sum_backward(bufs: &mut Bufs, x: ValId, out: ValId) {
     if let (dy, Some(dx)) = bufs.grads.dy_dx(out, x) {
         let g = dy[0];
-        dx.iter_mut().for_each(|d| *d += g);
+        dx.for_adding().iter_mut().for_each(|d| *d += g);
     }
 }

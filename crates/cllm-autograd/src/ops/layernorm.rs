@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use cllm_tensor::kernels::layernorm::{layernorm_backward, layernorm_forward};
 
-use crate::backward::Bufs;
+use crate::backward::{Bufs, GradOut};
 use crate::op::Op;
 use crate::val::{Val, ValId};
 use crate::{Graph, ParamId};
@@ -58,6 +58,7 @@ pub(crate) fn backward(
     let wr = bufs.prange(w);
     let wv = &bufs.params[wr.clone()];
     let (dy, dx) = bufs.grads.dy_dx(out, x);
+    let dx = dx.map(GradOut::for_adding);
     match b {
         Some(p) => {
             let br = bufs.layout.entry(p).range();

@@ -62,9 +62,11 @@ pub(crate) fn backward(b: &mut Bufs, x: ValId, w: ParamId, bias: Option<ParamId>
     let wr = b.prange(w);
     let wv = &b.params[wr.clone()];
     let (dy, dx) = b.grads.dy_dx(out, x);
-    // dx[N, k] += dy[N, m] w[m, k]
+    // dx[N, k] (+)= dy[N, m] w[m, k]
     if let Some(dx) = dx {
-        matmul(&GemmSpec::nn(n, m, k).accumulate(), dy, wv, dx);
+        let spec = GemmSpec::nn(n, m, k);
+        let spec = if dx.first { spec } else { spec.accumulate() };
+        matmul(&spec, dy, wv, dx.buf);
     }
     // dw[m, k] += dy[N, m]^T x[N, k]
     matmul(

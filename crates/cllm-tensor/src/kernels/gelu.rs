@@ -72,10 +72,30 @@ fn padded_tail(tail: &[f32]) -> (&[f32], [f32; BLOCK]) {
 /// `dx += gelu'(x) * dy`.
 #[multiversion(targets("x86_64+avx2+fma"))]
 pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) {
+    backward::<true>(dx, dy, x);
+}
+
+/// `dx = gelu'(x) * dy`: [`gelu_backward`] into a buffer whose old contents do not count (the
+/// same bits as adding to zeros).
+#[multiversion(targets("x86_64+avx2+fma"))]
+pub fn gelu_backward_overwrite(dx: &mut [f32], dy: &[f32], x: &[f32]) {
+    backward::<false>(dx, dy, x);
+}
+
+/// `dx (+)= gelu'(x) * dy`, adding when `ADD`.
+#[inline(always)]
+fn backward<const ADD: bool>(dx: &mut [f32], dy: &[f32], x: &[f32]) {
     assert!(
         dx.len() == x.len() && dy.len() == x.len(),
         "gelu backward: length mismatch"
     );
+    let write = |d: &mut f32, g: f32| {
+        if ADD {
+            *d += g;
+        } else {
+            *d = g;
+        }
+    };
     let blocks = x.len() / BLOCK * BLOCK;
     for ((dxc, dyc), xc) in dx[..blocks]
         .chunks_exact_mut(BLOCK)
@@ -85,12 +105,12 @@ pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) {
         let xc: &[f32; BLOCK] = xc.try_into().expect("chunks_exact gives whole blocks");
         let s = sigmoid_2u_block(xc);
         for i in 0..BLOCK {
-            dxc[i] += gelu_grad(xc[i], s[i]) * dyc[i];
+            write(&mut dxc[i], gelu_grad(xc[i], s[i]) * dyc[i]);
         }
     }
     let (tail, s) = padded_tail(&x[blocks..]);
     for (i, (&v, &s)) in tail.iter().zip(&s).enumerate() {
-        dx[blocks + i] += gelu_grad(v, s) * dy[blocks + i];
+        write(&mut dx[blocks + i], gelu_grad(v, s) * dy[blocks + i]);
     }
 }
 
@@ -121,6 +141,17 @@ mod tests {
             assert_eq!(y[i].to_bits(), (x[i] * s).to_bits(), "forward at {i}");
             let want = 0.5 + gelu_grad(x[i], s) * dy[i];
             assert_eq!(dx[i].to_bits(), want.to_bits(), "backward at {i}");
+        }
+        // Overwriting gives what adding to zeros gives, whatever the buffer held.
+        let (mut added, mut overwritten) = (vec![0.0; n], vec![f32::NAN; n]);
+        gelu_backward(&mut added, &dy, &x);
+        gelu_backward_overwrite(&mut overwritten, &dy, &x);
+        for i in 0..n {
+            assert_eq!(
+                added[i].to_bits(),
+                overwritten[i].to_bits(),
+                "overwrite at {i}"
+            );
         }
     }
 

@@ -14,6 +14,8 @@
 
 use std::ops::Range;
 
+use cllm_tensor::kernels::Write;
+
 use crate::op::Op;
 use crate::ops;
 use crate::tape::Tape;
@@ -70,6 +72,15 @@ pub(crate) struct GradOut<'a> {
 }
 
 impl<'a> GradOut<'a> {
+    /// How a kernel that takes a [`Write`] writes it.
+    pub(crate) fn write(&self) -> Write {
+        if self.first {
+            Write::Overwrite
+        } else {
+            Write::Add
+        }
+    }
+
     /// The span to add into, zeroed first if this is the first write (for kernels that can
     /// only add).
     pub(crate) fn for_adding(self) -> &'a mut [f32] {

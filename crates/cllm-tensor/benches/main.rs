@@ -11,6 +11,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use cllm_tensor::kernels::Write;
 use cllm_tensor::kernels::attention::{
     AttentionShape, Products, attention_backward_with, attention_forward_with,
 };
@@ -102,7 +103,7 @@ fn elementwise(c: &mut Criterion) {
         b.iter(|| gelu_forward(&mut y, black_box(&x)))
     });
     group.bench_function("gelu backward [768 x 512]", |b| {
-        b.iter(|| gelu_backward(&mut y, black_box(&dy), black_box(&x)))
+        b.iter(|| gelu_backward(&mut y, black_box(&dy), black_box(&x), Write::Add))
     });
 
     let x = operand(ROWS, C);

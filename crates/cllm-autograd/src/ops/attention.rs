@@ -65,6 +65,8 @@ pub(crate) fn backward(
     let pv = &bufs.aux[probs];
     let tmp = scratch(bufs.scratch, shape.scratch_len());
     if let (dy, Some(dqkv)) = bufs.grads.dy_dx(out, qkv) {
+        // Zeroed here rather than overwritten: the kernel's scattered writes then find their lines
+        // in cache (overwriting measured slower, see docs/benchmarks.md).
         attention_backward(dqkv.for_adding(), tmp, dy, qv, pv, shape);
     }
 }

@@ -1,6 +1,6 @@
 //! GELU activation (tanh form).
 
-use cllm_tensor::kernels::gelu::{gelu_backward, gelu_backward_overwrite, gelu_forward};
+use cllm_tensor::kernels::gelu::{gelu_backward, gelu_forward};
 
 use crate::Graph;
 use crate::backward::Bufs;
@@ -25,10 +25,6 @@ impl<'t> Graph<'t> {
 pub(crate) fn backward(bufs: &mut Bufs, x: ValId, out: ValId) {
     let xv = bufs.value(x);
     if let (dy, Some(dx)) = bufs.grads.dy_dx(out, x) {
-        if dx.first {
-            gelu_backward_overwrite(dx.buf, dy, xv);
-        } else {
-            gelu_backward(dx.buf, dy, xv);
-        }
+        gelu_backward(dx.buf, dy, xv, dx.write());
     }
 }

@@ -7,7 +7,7 @@
 
 use multiversion::multiversion;
 
-use super::math;
+use super::{Write, math};
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const COEF: f32 = 0.044_715;
@@ -69,16 +69,21 @@ fn padded_tail(tail: &[f32]) -> (&[f32], [f32; BLOCK]) {
     (tail, sigmoid_2u_block(&xb))
 }
 
-/// `dx += gelu'(x) * dy`.
+/// `dx += gelu'(x) * dy`, or with [`Write::Overwrite`] `dx = gelu'(x) * dy`.
+pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32], write: Write) {
+    match write {
+        Write::Add => backward_adding(dx, dy, x),
+        Write::Overwrite => backward_overwriting(dx, dy, x),
+    }
+}
+
 #[multiversion(targets("x86_64+avx2+fma"))]
-pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) {
+fn backward_adding(dx: &mut [f32], dy: &[f32], x: &[f32]) {
     backward::<true>(dx, dy, x);
 }
 
-/// `dx = gelu'(x) * dy`: [`gelu_backward`] into a buffer whose old contents do not count (the
-/// same bits as adding to zeros).
 #[multiversion(targets("x86_64+avx2+fma"))]
-pub fn gelu_backward_overwrite(dx: &mut [f32], dy: &[f32], x: &[f32]) {
+fn backward_overwriting(dx: &mut [f32], dy: &[f32], x: &[f32]) {
     backward::<false>(dx, dy, x);
 }
 
@@ -134,7 +139,7 @@ mod tests {
         let mut y = vec![0.0; n];
         gelu_forward(&mut y, &x);
         let mut dx = vec![0.5; n];
-        gelu_backward(&mut dx, &dy, &x);
+        gelu_backward(&mut dx, &dy, &x, Write::Add);
         for i in 0..n {
             let u = SQRT_2_OVER_PI * (x[i] + COEF * x[i] * x[i] * x[i]);
             let s = 1.0 / (1.0 + math::exp(-2.0 * u));
@@ -144,8 +149,8 @@ mod tests {
         }
         // Overwriting gives what adding to zeros gives, whatever the buffer held.
         let (mut added, mut overwritten) = (vec![0.0; n], vec![f32::NAN; n]);
-        gelu_backward(&mut added, &dy, &x);
-        gelu_backward_overwrite(&mut overwritten, &dy, &x);
+        gelu_backward(&mut added, &dy, &x, Write::Add);
+        gelu_backward(&mut overwritten, &dy, &x, Write::Overwrite);
         for i in 0..n {
             assert_eq!(
                 added[i].to_bits(),

@@ -2,8 +2,8 @@
 //!
 //! Shape legend used throughout: `B` batch, `T` sequence length, `C` channels (model width),
 //! `V` vocabulary size, `NH` attention heads, `HS = C / NH` head size, `N = B * T` rows.
-//! Backward kernels accumulate (`+=`) into gradient buffers unless their docs say otherwise.
-//! None of them allocates or spawns threads.
+//! Backward kernels accumulate (`+=`) into gradient buffers unless their docs say otherwise;
+//! some take a [`Write`] and can overwrite instead. None of them allocates or spawns threads.
 //!
 //! # Instruction sets
 //!
@@ -36,3 +36,13 @@ pub mod matmul;
 pub mod softmax;
 #[cfg(target_arch = "x86_64")]
 mod transpose16;
+
+/// How a backward kernel that takes it writes the gradient it computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Added to what the buffer holds (`+=`).
+    Add,
+    /// Written over it, old contents unread: the same bits as adding to zeros (but for the
+    /// sign of an exact zero), without the zeroing and the reading back.
+    Overwrite,
+}

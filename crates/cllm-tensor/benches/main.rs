@@ -147,6 +147,30 @@ fn elementwise(c: &mut Criterion) {
             softmax_backward(black_box(&mut g), &probs, T, Mask::Causal(T))
         })
     });
+    // The tiny preset's blocks (32 x 32; a worker of two computes 2 sequences x 4 heads).
+    const TT: usize = 32;
+    let scores = operand(8 * TT, TT);
+    let mut probs = scores.clone();
+    softmax_forward(&mut probs, TT, Mask::Causal(TT));
+    let mut g = scores.clone();
+    group.throughput(Throughput::Elements(scores.len() as u64));
+    // One block per call, as the attention calls it.
+    group.bench_function("causal softmax forward 8 x [32 x 32]", |b| {
+        b.iter(|| {
+            g.copy_from_slice(&scores);
+            for block in g.chunks_exact_mut(TT * TT) {
+                softmax_forward(black_box(block), TT, Mask::Causal(TT))
+            }
+        })
+    });
+    group.bench_function("causal softmax backward 8 x [32 x 32]", |b| {
+        b.iter(|| {
+            g.copy_from_slice(&scores);
+            for (block, p) in g.chunks_exact_mut(TT * TT).zip(probs.chunks_exact(TT * TT)) {
+                softmax_backward(black_box(block), p, TT, Mask::Causal(TT))
+            }
+        })
+    });
     group.finish();
 }
 

@@ -15,6 +15,7 @@
 use std::ops::Range;
 
 use cllm_tensor::kernels::Write;
+use cllm_tensor::kernels::matmul::GemmSpec;
 
 use crate::op::Op;
 use crate::ops;
@@ -79,6 +80,12 @@ impl<'a> GradOut<'a> {
         } else {
             Write::Add
         }
+    }
+
+    /// `spec` for a GEMM into this gradient: overwriting it on the first write (`beta = 0`,
+    /// the old contents unread), adding to it after.
+    pub(crate) fn gemm(&self, spec: GemmSpec) -> GemmSpec {
+        if self.first { spec } else { spec.accumulate() }
     }
 
     /// The span to add into, zeroed first if this is the first write (for kernels that can

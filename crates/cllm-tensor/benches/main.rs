@@ -19,7 +19,10 @@ use cllm_tensor::kernels::gelu::{gelu_backward, gelu_forward};
 use cllm_tensor::kernels::layernorm::{layernorm_backward, layernorm_forward};
 use cllm_tensor::kernels::matmul::{Backend, GemmSpec, Precision, matmul_with, set_precision};
 use cllm_tensor::kernels::softmax::{Mask, softmax_backward, softmax_forward};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 
 /// (name, spec): every distinct GEMM of one forward + backward step.
 fn step_shapes() -> Vec<(&'static str, GemmSpec)> {
@@ -130,48 +133,48 @@ fn elementwise(c: &mut Criterion) {
         })
     });
 
-    let scores = operand(HEADS * T, T);
-    let mut probs = scores.clone();
-    softmax_forward(&mut probs, T, Mask::Causal(T));
-    let mut g = scores.clone();
-    group.throughput(Throughput::Elements(scores.len() as u64));
-    group.bench_function("causal softmax forward [48 x 64 x 64]", |b| {
-        b.iter(|| {
-            g.copy_from_slice(&scores);
-            softmax_forward(black_box(&mut g), T, Mask::Causal(T))
-        })
-    });
-    group.bench_function("causal softmax backward [48 x 64 x 64]", |b| {
-        b.iter(|| {
-            g.copy_from_slice(&scores);
-            softmax_backward(black_box(&mut g), &probs, T, Mask::Causal(T))
-        })
-    });
-    // The tiny preset's blocks (32 x 32; a worker of two computes 2 sequences x 4 heads).
-    const TT: usize = 32;
-    let scores = operand(8 * TT, TT);
-    let mut probs = scores.clone();
-    softmax_forward(&mut probs, TT, Mask::Causal(TT));
-    let mut g = scores.clone();
-    group.throughput(Throughput::Elements(scores.len() as u64));
-    // One block per call, as the attention calls it.
-    group.bench_function("causal softmax forward 8 x [32 x 32]", |b| {
-        b.iter(|| {
-            g.copy_from_slice(&scores);
-            for block in g.chunks_exact_mut(TT * TT) {
-                softmax_forward(black_box(block), TT, Mask::Causal(TT))
-            }
-        })
-    });
-    group.bench_function("causal softmax backward 8 x [32 x 32]", |b| {
-        b.iter(|| {
-            g.copy_from_slice(&scores);
-            for (block, p) in g.chunks_exact_mut(TT * TT).zip(probs.chunks_exact(TT * TT)) {
-                softmax_backward(black_box(block), p, TT, Mask::Causal(TT))
-            }
-        })
-    });
+    causal_softmax(&mut group, T, HEADS, false);
+    // The tiny preset's blocks (32 x 32; a worker of two computes 2 sequences x 4 heads), one
+    // block per call, as the attention calls it.
+    causal_softmax(&mut group, 32, 8, true);
     group.finish();
+}
+
+/// Causal softmax forward and backward over `blocks` blocks of `t x t`, in one call or
+/// (`per_block`) one call per block.
+fn causal_softmax(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    t: usize,
+    blocks: usize,
+    per_block: bool,
+) {
+    let scores = operand(blocks * t, t);
+    let mut probs = scores.clone();
+    softmax_forward(&mut probs, t, Mask::Causal(t));
+    let mut g = scores.clone();
+    let size = if per_block { t * t } else { scores.len() };
+    let shape = if per_block {
+        format!("{blocks} x [{t} x {t}]")
+    } else {
+        format!("[{blocks} x {t} x {t}]")
+    };
+    group.throughput(Throughput::Elements(scores.len() as u64));
+    group.bench_function(format!("causal softmax forward {shape}"), |b| {
+        b.iter(|| {
+            g.copy_from_slice(&scores);
+            for block in g.chunks_exact_mut(size) {
+                softmax_forward(black_box(block), t, Mask::Causal(t))
+            }
+        })
+    });
+    group.bench_function(format!("causal softmax backward {shape}"), |b| {
+        b.iter(|| {
+            g.copy_from_slice(&scores);
+            for (block, p) in g.chunks_exact_mut(size).zip(probs.chunks_exact(size)) {
+                softmax_backward(black_box(block), p, t, Mask::Causal(t))
+            }
+        })
+    });
 }
 
 /// Fused causal attention, forward and backward, both ways of computing its products

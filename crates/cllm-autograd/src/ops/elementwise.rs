@@ -82,11 +82,7 @@ pub(crate) fn add_backward(bufs: &mut Bufs, a: ValId, b: ValId, out: ValId) {
     if a == b {
         let (dy, da) = bufs.grads.dy_dx(out, a);
         if let Some(da) = da {
-            if da.first {
-                k::scale_forward(da.buf, dy, 2.0);
-            } else {
-                k::scale_backward(da.buf, dy, 2.0);
-            }
+            write_scaled(da, dy, 2.0);
         }
         return;
     }
@@ -127,11 +123,16 @@ pub(crate) fn mul_backward(bufs: &mut Bufs, a: ValId, b: ValId, out: ValId) {
 
 pub(crate) fn scale_backward(bufs: &mut Bufs, x: ValId, s: f32, out: ValId) {
     if let (dy, Some(dx)) = bufs.grads.dy_dx(out, x) {
-        if dx.first {
-            k::scale_forward(dx.buf, dy, s);
-        } else {
-            k::scale_backward(dx.buf, dy, s);
-        }
+        write_scaled(dx, dy, s);
+    }
+}
+
+/// `d (+)= s * dy`: overwriting on the first write, adding after.
+fn write_scaled(d: GradOut, dy: &[f32], s: f32) {
+    if d.first {
+        k::scale_forward(d.buf, dy, s);
+    } else {
+        k::scale_backward(d.buf, dy, s);
     }
 }
 

@@ -64,9 +64,7 @@ pub(crate) fn backward(b: &mut Bufs, x: ValId, w: ParamId, bias: Option<ParamId>
     let (dy, dx) = b.grads.dy_dx(out, x);
     // dx[N, k] (+)= dy[N, m] w[m, k]
     if let Some(dx) = dx {
-        let spec = GemmSpec::nn(n, m, k);
-        let spec = if dx.first { spec } else { spec.accumulate() };
-        matmul(&spec, dy, wv, dx.buf);
+        matmul(&dx.gemm(GemmSpec::nn(n, m, k)), dy, wv, dx.buf);
     }
     // dw[m, k] += dy[N, m]^T x[N, k]
     matmul(

@@ -34,28 +34,22 @@ pub(crate) fn backward(bufs: &mut Bufs, a: ValId, b: ValId, out: ValId) {
     let (av, bv) = (bufs.value(a), bufs.value(b));
     // da[m, k] (+)= dy[m, n] b[k, n]^T ; db[k, n] (+)= a[m, k]^T dy[m, n]; the first write to a
     // gradient overwrites it.
-    let da_spec = |first: bool| {
-        let spec = GemmSpec::nt(m, n, k);
-        if first { spec } else { spec.accumulate() }
-    };
-    let db_spec = |first: bool| {
-        let spec = GemmSpec::tn(k, m, n);
-        if first { spec } else { spec.accumulate() }
-    };
+    let da_spec = GemmSpec::nt(m, n, k);
+    let db_spec = GemmSpec::tn(k, m, n);
     if a == b {
         // Square matrix times itself: both contributions land in one gradient.
         let (dy, da) = bufs.grads.dy_dx(out, a);
         if let Some(da) = da {
-            matmul(&da_spec(da.first), dy, bv, da.buf);
-            matmul(&db_spec(false), av, dy, da.buf);
+            matmul(&da.gemm(da_spec), dy, bv, da.buf);
+            matmul(&db_spec.accumulate(), av, dy, da.buf);
         }
         return;
     }
     let (dy, da, db) = bufs.grads.dy_da_db(out, a, b);
     if let Some(da) = da {
-        matmul(&da_spec(da.first), dy, bv, da.buf);
+        matmul(&da.gemm(da_spec), dy, bv, da.buf);
     }
     if let Some(db) = db {
-        matmul(&db_spec(db.first), av, dy, db.buf);
+        matmul(&db.gemm(db_spec), av, dy, db.buf);
     }
 }

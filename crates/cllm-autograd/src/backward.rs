@@ -17,9 +17,10 @@ use std::ops::Range;
 use cllm_tensor::kernels::Write;
 use cllm_tensor::kernels::matmul::GemmSpec;
 
+use crate::grad_plan;
 use crate::op::Op;
 use crate::ops;
-use crate::tape::Tape;
+use crate::tape::{PAGE, Tape};
 use crate::val::{ValId, ValInfo};
 use crate::{ParamId, ParamLayout};
 
@@ -55,10 +56,12 @@ impl<'a> Bufs<'a> {
     }
 }
 
-/// The gradients of values: the tape's `grads` buffer, the table that says where each
-/// value's span is, and which spans this backward pass has written (see the module docs).
+/// The gradients of values: the tape's `grads` buffer, where each value's span starts in it
+/// ([`crate::grad_plan`]), and which spans this backward pass has written (see the module
+/// docs).
 pub(crate) struct Grads<'a> {
     vals: &'a [ValInfo],
+    at: &'a [usize],
     buf: &'a mut [f32],
     written: &'a mut [bool],
 }
@@ -99,8 +102,11 @@ impl<'a> GradOut<'a> {
 }
 
 impl Grads<'_> {
+    /// `v`'s gradient span; `v` must have one (it needs a gradient, see `crate::grad_plan`).
     fn range(&self, v: ValId) -> Range<usize> {
-        self.vals[v.index()].range()
+        let at = self.at[v.index()];
+        debug_assert_ne!(at, grad_plan::UNPLACED, "a gradient without a span");
+        at..at + self.vals[v.index()].len()
     }
 
     fn needs(&self, v: ValId) -> bool {
@@ -114,10 +120,11 @@ impl Grads<'_> {
 
     /// The gradient of `out` (to read) and of `x` (to write, if `x` needs one).
     pub(crate) fn dy_dx(&mut self, out: ValId, x: ValId) -> (&[f32], Option<GradOut<'_>>) {
-        let (ro, rx) = (self.range(out), self.range(x));
+        let ro = self.range(out);
         if !self.needs(x) {
             return (&self.buf[ro], None);
         }
+        let rx = self.range(x);
         let first = self.first_write(x);
         let [dy, dx] = self
             .buf
@@ -134,8 +141,11 @@ impl Grads<'_> {
         b: ValId,
     ) -> (&[f32], Option<GradOut<'_>>, Option<GradOut<'_>>) {
         debug_assert_ne!(a, b);
-        let (ro, ra, rb) = (self.range(out), self.range(a), self.range(b));
         let (need_a, need_b) = (self.needs(a), self.needs(b));
+        // Spans exist only for gradients that are written (`crate::grad_plan`).
+        let ro = self.range(out);
+        let ra = if need_a { self.range(a) } else { 0..0 };
+        let rb = if need_b { self.range(b) } else { 0..0 };
         let first_a = need_a && self.first_write(a);
         let first_b = need_b && self.first_write(b);
         let grad = |buf, first| GradOut { buf, first };
@@ -192,19 +202,30 @@ pub(crate) fn run(
     if !loss_info.needs_grad {
         return; // nothing trainable flows into the loss
     }
-    let loss_at = loss_info.start;
     let Tape {
         ops,
         vals,
         arena,
         grads,
+        grad_at,
+        input_grads,
+        free_spans,
+        arena_skew,
         aux,
         ids,
         scratch,
         written,
         ..
     } = tape;
-    grads[loss_at] = seed;
+    // The pool's place (`tape::pool_start`) and length do not depend on where the buffers
+    // happen to lie.
+    let base = crate::tape::pool_start(grads, *input_grads, arena, *arena_skew);
+    let end = grad_plan::plan(ops, vals, loss.index(), base, grad_at, free_spans);
+    let len = *input_grads + PAGE + (end - base);
+    if grads.len() < len {
+        grads.resize(len, 0.0);
+    }
+    grads[grad_at[loss.index()]] = seed;
     let vals: &[ValInfo] = vals;
     // Inputs' gradients were zeroed when recorded: they count as written (and accumulate).
     written.clear();
@@ -212,6 +233,7 @@ pub(crate) fn run(
     written[loss.index()] = true;
     let grads = Grads {
         vals,
+        at: grad_at,
         buf: grads,
         written,
     };
@@ -227,28 +249,11 @@ pub(crate) fn run(
         layout,
     };
     for op in ops.iter().rev() {
-        let out = output(op);
+        let out = op.output();
         // Nothing wrote the output's gradient: it is zero, and so is all this op passes on.
         if vals[out.index()].needs_grad && b.grads.written[out.index()] {
             dispatch(op, &mut b);
         }
-    }
-}
-
-/// The value an op writes.
-fn output(op: &Op) -> ValId {
-    match *op {
-        Op::Embedding { out, .. }
-        | Op::Linear { out, .. }
-        | Op::MatMul { out, .. }
-        | Op::Add { out, .. }
-        | Op::Mul { out, .. }
-        | Op::Scale { out, .. }
-        | Op::Sum { out, .. }
-        | Op::LayerNorm { out, .. }
-        | Op::Gelu { out, .. }
-        | Op::Attention { out, .. }
-        | Op::CrossEntropy { out, .. } => out,
     }
 }
 

@@ -121,7 +121,8 @@ impl<'t> Graph<'t> {
             info.leaf,
             "grad() is kept only for inputs; intermediate gradients are backward's working space"
         );
-        &self.tape.grads[info.range()]
+        let at = self.tape.grad_at[v.id.index()];
+        &self.tape.grads[at..at + info.len()]
     }
 
     /// The parameter layout this step reads parameters through.

@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 
 mod backward;
+mod grad_plan;
 mod graph;
 mod op;
 mod ops;

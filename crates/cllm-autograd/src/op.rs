@@ -64,6 +64,43 @@ pub(crate) enum Op {
     },
 }
 
+impl Op {
+    /// The value this op writes.
+    pub(crate) fn output(&self) -> ValId {
+        match *self {
+            Op::Embedding { out, .. }
+            | Op::Linear { out, .. }
+            | Op::MatMul { out, .. }
+            | Op::Add { out, .. }
+            | Op::Mul { out, .. }
+            | Op::Scale { out, .. }
+            | Op::Sum { out, .. }
+            | Op::LayerNorm { out, .. }
+            | Op::Gelu { out, .. }
+            | Op::Attention { out, .. }
+            | Op::CrossEntropy { out, .. } => out,
+        }
+    }
+
+    /// The values this op reads (parameters are not values): its backward writes their
+    /// gradients.
+    pub(crate) fn inputs(&self) -> [Option<ValId>; 2] {
+        match *self {
+            Op::Embedding { .. } => [None, None],
+            Op::Linear { x, .. }
+            | Op::Scale { x, .. }
+            | Op::Sum { x, .. }
+            | Op::LayerNorm { x, .. }
+            | Op::Gelu { x, .. } => [Some(x), None],
+            Op::MatMul { a, b, .. } | Op::Add { a, b, .. } | Op::Mul { a, b, .. } => {
+                [Some(a), Some(b)]
+            }
+            Op::Attention { qkv, .. } => [Some(qkv), None],
+            Op::CrossEntropy { logits, .. } => [Some(logits), None],
+        }
+    }
+}
+
 macro_rules! op_kinds {
     ($($kind:ident),* $(,)?) => {
         /// The variants of the op enum, without their fields.

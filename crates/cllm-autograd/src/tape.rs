@@ -7,7 +7,9 @@
 //! Gradients are never zeroed wholesale: in a backward pass the first write to a value's
 //! gradient overwrites what an earlier step left there, and `written` records which have been
 //! written (see [`crate::backward`]). Only inputs' gradients, which backward adds to and
-//! [`Graph::grad`] reads, are zeroed, when the input is recorded.
+//! [`Graph::grad`] reads, are zeroed, when the input is recorded. Inputs' gradients sit at the
+//! front of `grads`; the others get spans of a pool after them, planned at the start of each
+//! backward pass and reused once dead ([`crate::grad_plan`]).
 
 use std::ops::Range;
 
@@ -15,17 +17,60 @@ use crate::op::{Op, OpKind};
 use crate::val::{ValId, ValInfo};
 use crate::{Graph, ParamLayout};
 
+/// Floats per 64 bytes. Forward values and backward's gradient spans start on 64-byte
+/// boundaries of memory, so that a kernel's vector loads and stores never straddle two cache
+/// lines (glibc's `malloc` puts a large buffer 16 bytes past a page boundary).
+pub(crate) const LINE: usize = 16;
+
+/// Floats to skip from the start of `buf`'s memory to reach a 64-byte boundary (where its
+/// capacity, not only its length, is concerned: the memory does not move while it suffices).
+pub(crate) fn line_skew(buf: &[f32]) -> usize {
+    (LINE - (buf.as_ptr() as usize / std::mem::size_of::<f32>()) % LINE) % LINE
+}
+
+/// Floats per 4 KiB page.
+pub(crate) const PAGE: usize = 1024;
+
+/// Where backward's gradient pool starts in `grads`: the first index from `input_grads` on
+/// whose address is half a page (2 KiB) past the forward values' first one in its low 12 bits,
+/// so on a 64-byte boundary too (the values start `arena_skew` floats into `arena`). A value
+/// and its gradient then never share those bits, which is what a load is matched against
+/// earlier stores by (4K aliasing); and where the buffers lie in memory no longer moves the
+/// step's speed (docs/benchmarks.md, "Gradient pool"). At most [`PAGE`] - 1 floats past
+/// `input_grads`.
+pub(crate) fn pool_start(
+    grads: &[f32],
+    input_grads: usize,
+    arena: &[f32],
+    arena_skew: usize,
+) -> usize {
+    let phase = |buf: &[f32]| (buf.as_ptr() as usize / std::mem::size_of::<f32>()) % PAGE;
+    let want = (phase(arena) + arena_skew + PAGE / 2) % PAGE;
+    let from = (phase(grads) + input_grads) % PAGE;
+    input_grads + (want + PAGE - from) % PAGE
+}
+
 /// Storage for one step's forward values, their gradients and the saved buffers backward needs.
 #[derive(Debug, Default)]
 pub struct Tape {
     pub(crate) ops: Vec<Op>,
     pub(crate) vals: Vec<ValInfo>,
-    /// Forward values, bump-allocated; `arena_used` elements are live this step.
+    /// Forward values, bump-allocated from `arena_skew` (a 64-byte boundary of memory) in
+    /// spans rounded up to [`LINE`]; they end at `arena_used`.
     pub(crate) arena: Vec<f32>,
     pub(crate) arena_used: usize,
-    /// Gradients of values, same indices as `arena`; meaningful only where written in this
-    /// step's backward pass, and for inputs (see module docs).
+    pub(crate) arena_skew: usize,
+    /// Gradients of values at `grad_at`: inputs' first (`input_grads` floats), then the pool
+    /// backward plans; meaningful only where written in this step's backward pass, and for
+    /// inputs (see module docs).
     pub(crate) grads: Vec<f32>,
+    /// Per value: where its gradient starts in `grads` ([`crate::grad_plan::UNPLACED`] if it
+    /// has no span).
+    pub(crate) grad_at: Vec<usize>,
+    /// Floats of `grads` that inputs' gradients take this step.
+    pub(crate) input_grads: usize,
+    /// The gradient planner's scratch (free spans of the pool).
+    pub(crate) free_spans: Vec<Range<usize>>,
     /// Saved floats that have no gradient (softmax probabilities, layer-norm statistics),
     /// bump-allocated like the arena; `aux_used` elements are live this step.
     pub(crate) aux: Vec<f32>,
@@ -69,7 +114,11 @@ impl Tape {
             vals: Vec::with_capacity(other.vals.len()),
             arena: Vec::with_capacity(other.arena.len()),
             arena_used: 0,
+            arena_skew: 0,
             grads: Vec::with_capacity(other.grads.len()),
+            grad_at: Vec::with_capacity(other.grad_at.len()),
+            input_grads: 0,
+            free_spans: Vec::with_capacity(other.free_spans.capacity()),
             aux: Vec::with_capacity(other.aux.len()),
             aux_used: 0,
             ids: Vec::with_capacity(other.ids.len()),
@@ -99,9 +148,12 @@ impl Tape {
     pub fn reset(&mut self) {
         self.ops.clear();
         self.vals.clear();
-        self.arena_used = 0;
+        self.arena_skew = line_skew(&self.arena);
+        self.arena_used = self.arena_skew;
         self.aux_used = 0;
         self.ids.clear();
+        self.grad_at.clear();
+        self.input_grads = 0;
     }
 
     /// Buffer sizes now.
@@ -109,7 +161,7 @@ impl Tape {
         TapeStats {
             capacity_bytes: self.buffer_bytes(|capacity, _| capacity),
             len_bytes: self.buffer_bytes(|_, len| len),
-            arena_used_bytes: self.arena_used * std::mem::size_of::<f32>(),
+            arena_used_bytes: (self.arena_used - self.arena_skew) * std::mem::size_of::<f32>(),
             ops: self.ops.len(),
         }
     }
@@ -123,6 +175,10 @@ impl Tape {
             + of(&self.vals, &count)
             + of(&self.arena, &count)
             + of(&self.grads, &count)
+            + of(&self.grad_at, &count)
+            // The planner's scratch is empty between passes; its capacity is what it needed.
+            + count(self.free_spans.capacity(), self.free_spans.capacity())
+                * std::mem::size_of::<Range<usize>>()
             + of(&self.aux, &count)
             + of(&self.scratch, &count)
             + of(&self.ids, &count)
@@ -143,15 +199,23 @@ impl Tape {
         leaf: bool,
     ) -> ValId {
         let start = self.arena_used;
-        self.arena_used += rows * cols;
-        if self.arena.len() < self.arena_used {
-            self.arena.resize(self.arena_used, 0.0);
-            self.grads.resize(self.arena_used, 0.0);
+        self.arena_used += (rows * cols).next_multiple_of(LINE);
+        // A length that does not depend on where the buffer lies: the values plus one line.
+        let len = self.arena_used - self.arena_skew + LINE;
+        if self.arena.len() < len {
+            self.arena.resize(len, 0.0);
         }
+        let mut grad_at = crate::grad_plan::UNPLACED;
         if leaf && needs_grad {
             // Backward adds to an input's gradient (see the module docs).
-            self.grads[start..self.arena_used].fill(0.0);
+            grad_at = self.input_grads;
+            self.input_grads += rows * cols;
+            if self.grads.len() < self.input_grads {
+                self.grads.resize(self.input_grads, 0.0);
+            }
+            self.grads[grad_at..self.input_grads].fill(0.0);
         }
+        self.grad_at.push(grad_at);
         let id = ValId(u32::try_from(self.vals.len()).expect("fewer than 2^32 values per step"));
         self.vals.push(ValInfo {
             start,

@@ -9,8 +9,8 @@
 //! gradients never share memory, and of all the gradients only those of a block or two of a
 //! network are live at once: in a transformer the pool is a fraction of the forward values'
 //! size, and backward writes into memory it has just used, in cache, rather than into a
-//! gradient buffer as large as the whole forward pass. Spans start on 64-byte boundaries of
-//! memory when `base` does (see [`crate::tape::line_skew`]).
+//! gradient buffer as large as the whole forward pass. Spans are whole multiples of 64 bytes
+//! from `base` ([`crate::tape::pool_start`] puts it on a 64-byte boundary of memory).
 //!
 //! Inputs' gradients are not planned: they are zeroed and placed when the input is recorded
 //! (before the pool), and stay readable after backward.
@@ -68,7 +68,7 @@ pub(crate) fn plan(
     pool.end
 }
 
-/// Spans of `top - base` floats, first fit, plus a bump pointer above them.
+/// The pool: free spans below `top`, taken first fit, and a bump pointer above them.
 struct Pool<'a> {
     /// Free spans below `top`, sorted, none adjacent to another or to `top`.
     free: &'a mut Vec<Range<usize>>,

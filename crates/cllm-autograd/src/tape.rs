@@ -32,11 +32,12 @@ pub(crate) fn line_skew(buf: &[f32]) -> usize {
 pub(crate) const PAGE: usize = 1024;
 
 /// Where backward's gradient pool starts in `grads`: the first index from `input_grads` on
-/// whose address is half a page (2 KiB) past the forward values' first one in its low 12 bits,
-/// so on a 64-byte boundary too (the values start `arena_skew` floats into `arena`). A value
-/// and its gradient then never share those bits, which is what a load is matched against
-/// earlier stores by (4K aliasing); and where the buffers lie in memory no longer moves the
-/// step's speed (docs/benchmarks.md, "Gradient pool"). At most [`PAGE`] - 1 floats past
+/// whose address is half a page (2 KiB) past the forward values' start in its low 12 bits, so
+/// on a 64-byte boundary too (the values start `arena_skew` floats into `arena`). The layout is
+/// then fixed relative to page boundaries whatever the allocator did: builds whose buffers
+/// `malloc` merely placed differently measured up to 6% apart (docs/benchmarks.md, "Gradient
+/// pool"). Half a page keeps the pool's start off the values' in the bits that a load is
+/// matched against earlier stores by (4K aliasing). At most [`PAGE`] - 1 floats past
 /// `input_grads`.
 pub(crate) fn pool_start(
     grads: &[f32],
@@ -59,6 +60,7 @@ pub struct Tape {
     /// spans rounded up to [`LINE`]; they end at `arena_used`.
     pub(crate) arena: Vec<f32>,
     pub(crate) arena_used: usize,
+    /// Where this step's values start in `arena` ([`line_skew`] of it at the step's start).
     pub(crate) arena_skew: usize,
     /// Gradients of values at `grad_at`: inputs' first (`input_grads` floats), then the pool
     /// backward plans; meaningful only where written in this step's backward pass, and for

@@ -65,8 +65,8 @@ pub(crate) fn backward(
     let pv = &bufs.aux[probs];
     let tmp = scratch(bufs.scratch, shape.scratch_len());
     if let (dy, Some(dqkv)) = bufs.grads.dy_dx(out, qkv) {
-        // Zeroed here rather than overwritten: the kernel's scattered writes then find their lines
-        // in cache (overwriting measured slower, see docs/benchmarks.md).
+        // Zeroed here, then added to: overwriting instead measured slower before the gradient
+        // pool and no faster with it (docs/benchmarks.md, "Gradient pool").
         attention_backward(dqkv.for_adding(), tmp, dy, qv, pv, shape);
     }
 }

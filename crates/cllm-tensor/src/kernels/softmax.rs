@@ -24,7 +24,7 @@ use super::math;
 mod avx512;
 
 /// Partial sums per row: one AVX-512 register of `f32`.
-pub(crate) const LANES: usize = 16;
+const LANES: usize = 16;
 
 /// Which entries of a row take part in the softmax.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl Mask {
 /// The sum of [`LANES`] partial sums in a fixed tree: lane `l` plus lane `l + 8`, then `l + 4`,
 /// `l + 2` and `l + 1`.
 #[inline(always)]
-pub(crate) fn tree_sum(mut acc: [f32; LANES]) -> f32 {
+fn tree_sum(mut acc: [f32; LANES]) -> f32 {
     for width in [8, 4, 2, 1] {
         for l in 0..width {
             acc[l] += acc[l + width];
@@ -84,7 +84,7 @@ use portable::{backward_row, scale_row, shift_row};
     all(target_arch = "x86_64", target_feature = "avx512f", not(test)),
     allow(dead_code)
 )]
-pub(crate) mod portable {
+mod portable {
     use super::{LANES, math, tree_sum};
 
     /// `sum_j x[j] y[j]` with entry `j` in lane `j % LANES` (`y = None`: `sum_j x[j]`), then
@@ -107,7 +107,7 @@ pub(crate) mod portable {
 
     /// The row's first `live` entries minus their maximum; the others `-inf`.
     #[inline(always)]
-    pub(crate) fn shift_row(row: &mut [f32], live: usize) {
+    pub(super) fn shift_row(row: &mut [f32], live: usize) {
         let (live, dead) = row.split_at_mut(live);
         let max = math::max(live);
         for v in live.iter_mut() {
@@ -118,7 +118,7 @@ pub(crate) mod portable {
 
     /// The row's first `live` entries divided by their sum (the others are 0 and stay 0).
     #[inline(always)]
-    pub(crate) fn scale_row(row: &mut [f32], live: usize) {
+    pub(super) fn scale_row(row: &mut [f32], live: usize) {
         let live = &mut row[..live];
         let inv = 1.0 / lane_sum(live, None);
         for v in live.iter_mut() {
@@ -129,7 +129,7 @@ pub(crate) mod portable {
     /// `g[j] = y[j] (g[j] - <g, y>)` over the first `live` entries (the dot product over
     /// those), 0 at the others; `g`'s entries past `live` are not read.
     #[inline(always)]
-    pub(crate) fn backward_row(g: &mut [f32], y: &[f32], live: usize) {
+    pub(super) fn backward_row(g: &mut [f32], y: &[f32], live: usize) {
         let (glive, dead) = g.split_at_mut(live);
         let dot = lane_sum(glive, Some(&y[..live]));
         for (gv, &yv) in glive.iter_mut().zip(&y[..live]) {

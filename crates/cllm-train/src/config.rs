@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use cllm_model::{GptConfig, TrainHyper, preset, preset_names};
-use cllm_tensor::kernels::matmul::{Precision, set_precision};
+use cllm_tensor::kernels::matmul::{Precision, peak, set_precision};
 use serde::{Deserialize, Serialize};
 
 use crate::batches::RandomStream;
@@ -53,6 +53,32 @@ impl MatmulPrecision {
         set_precision(self.precision())
             .map_err(|e| format!("--matmul-precision {}: {e}", self.precision()))
     }
+
+    /// For bf16 on a CPU whose bf16 dot product is not faster than its f32 FMA (measured
+    /// now, ~10 ms: [`peak::bf16_speedup`]), a one-line warning that bf16 products will
+    /// likely make steps slower than f32 here; `None` otherwise.
+    pub fn speed_warning(self) -> Option<String> {
+        if self != MatmulPrecision::Bf16 {
+            return None;
+        }
+        let ratio = peak::bf16_speedup()?;
+        (ratio < BF16_WORTHWHILE).then(|| bf16_warning(ratio))
+    }
+}
+
+/// The bf16-to-f32 peak ratio below which bf16 products are not expected to pay: the bf16
+/// backend also converts every operand while packing, and where the ratio is 2.0 (AMD Zen 4) a
+/// nanoGPT-cpu step gained 1.5x; where it was 0.47 (an Intel Xeon of the Sapphire Rapids
+/// class) the step ran 1.45x slower (docs/benchmarks.md, machine C).
+const BF16_WORTHWHILE: f64 = 1.2;
+
+/// The warning [`MatmulPrecision::speed_warning`] prints for a measured `ratio`.
+fn bf16_warning(ratio: f64) -> String {
+    format!(
+        "warning: --matmul-precision bf16: this CPU's bf16 dot products do {ratio:.2}x the \
+         FLOP/s of its f32 FMAs (measured at start-up), so bf16 matrix products will likely \
+         make steps slower than f32 here"
+    )
 }
 
 /// A fully resolved run.
@@ -217,4 +243,25 @@ pub fn presets_table() -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bf16_can_warn_about_speed() {
+        assert_eq!(MatmulPrecision::F32.speed_warning(), None);
+        // Where the CPU has no bf16 dot product there is nothing to compare.
+        if peak::bf16_speedup().is_none() {
+            assert_eq!(MatmulPrecision::Bf16.speed_warning(), None);
+        }
+    }
+
+    #[test]
+    fn the_warning_names_the_flag_and_the_measured_ratio() {
+        let w = bf16_warning(0.4712);
+        assert!(w.starts_with("warning: --matmul-precision bf16:"), "{w}");
+        assert!(w.contains("0.47x"), "{w}");
+    }
 }

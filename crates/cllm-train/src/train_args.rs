@@ -80,6 +80,9 @@ pub struct TrainArgs {
     /// bfloat16 and products summed in f32, as PyTorch's bf16 autocast, on CPUs with AVX-512
     /// BF16 (AMD Zen 4 and later; Intel Cooper Lake, Sapphire Rapids and later). Weights,
     /// gradients, optimizer state and every other kernel stay f32. Refused on other CPUs.
+    /// Faster only where the CPU's bf16 dot product outpaces its f32 FMAs: nanoGPT-cpu steps
+    /// 1.5x faster on AMD Zen 4, 1.45x slower on an Intel Xeon of the Sapphire Rapids class;
+    /// the two are measured at start-up, with a warning where bf16 cannot pay.
     #[arg(long, value_name = "P")]
     pub matmul_precision: Option<MatmulPrecision>,
 

@@ -193,6 +193,9 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     }
     settle_parallelism(&mut cfg, &req, resume.is_some())?;
     cfg.matmul_precision.apply()?;
+    if let Some(warning) = cfg.matmul_precision.speed_warning() {
+        eprintln!("{warning}");
+    }
 
     // The data.
     let prepared = prepare_corpus(

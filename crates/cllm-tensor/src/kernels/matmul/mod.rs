@@ -19,6 +19,7 @@
 mod bf16;
 mod gemm;
 pub mod naive;
+pub mod peak;
 mod precision;
 
 pub use precision::{Precision, UnsupportedPrecision, precision, set_precision};

@@ -19,6 +19,8 @@ pub enum Precision {
     F32,
     /// Operands rounded to bfloat16, products summed in f32 (the bf16 backend; x86-64 CPUs
     /// with AVX-512 BF16, such as AMD Zen 4 and Intel Cooper Lake or Sapphire Rapids onwards).
+    /// Faster than f32 only where the CPU's bf16 dot product outpaces its f32 FMA
+    /// ([`peak::bf16_speedup`](super::peak::bf16_speedup)).
     Bf16,
 }
 

@@ -100,18 +100,19 @@ impl Pool<'_> {
     /// Returns the span `start..start + len` (as [`take`](Self::take) rounded it).
     fn give_back(&mut self, start: usize, len: usize) {
         let mut span = start..start + len.next_multiple_of(LINE);
-        let i = self.free.partition_point(|r| r.start < span.start);
-        // Merge with the free neighbours on either side, then with the top.
+        // Where the span goes in the sorted list; merged with the free neighbours on either
+        // side (the left one's place becomes its place), then with the top.
+        let mut i = self.free.partition_point(|r| r.start < span.start);
         if i < self.free.len() && self.free[i].start == span.end {
             span.end = self.free.remove(i).end;
         }
         if i > 0 && self.free[i - 1].end == span.start {
-            span.start = self.free.remove(i - 1).start;
+            i -= 1;
+            span.start = self.free.remove(i).start;
         }
         if span.end == self.top {
             self.top = span.start;
         } else {
-            let i = self.free.partition_point(|r| r.start < span.start);
             self.free.insert(i, span);
         }
     }

@@ -25,7 +25,12 @@ pub(crate) const LINE: usize = 16;
 /// Floats to skip from the start of `buf`'s memory to reach a 64-byte boundary (where its
 /// capacity, not only its length, is concerned: the memory does not move while it suffices).
 pub(crate) fn line_skew(buf: &[f32]) -> usize {
-    (LINE - (buf.as_ptr() as usize / std::mem::size_of::<f32>()) % LINE) % LINE
+    (LINE - float_phase(buf, LINE)) % LINE
+}
+
+/// `buf`'s start address, counted in floats, modulo `floats`.
+fn float_phase(buf: &[f32], floats: usize) -> usize {
+    (buf.as_ptr() as usize / std::mem::size_of::<f32>()) % floats
 }
 
 /// Floats per 4 KiB page.
@@ -45,9 +50,8 @@ pub(crate) fn pool_start(
     arena: &[f32],
     arena_skew: usize,
 ) -> usize {
-    let phase = |buf: &[f32]| (buf.as_ptr() as usize / std::mem::size_of::<f32>()) % PAGE;
-    let want = (phase(arena) + arena_skew + PAGE / 2) % PAGE;
-    let from = (phase(grads) + input_grads) % PAGE;
+    let want = (float_phase(arena, PAGE) + arena_skew + PAGE / 2) % PAGE;
+    let from = (float_phase(grads, PAGE) + input_grads) % PAGE;
     input_grads + (want + PAGE - from) % PAGE
 }
 

@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 
 use crate::plot::{Chart, Series, line_chart};
 use crate::run::{
-    at_least_one, build_cllm_train, clear_run_dir, cllm_train, measured_run_args, output_dir,
-    quantile, step_lines, workspace_root,
+    at_least_one, binary_line, clear_run_dir, cllm_train, cllm_train_binary, measured_run_args,
+    output_dir, quantile, step_lines, workspace_root,
 };
 use crate::stamp::Stamp;
 
@@ -64,6 +64,11 @@ pub struct ScalingArgs {
     /// Seed.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
+    /// Measure this cllm-train binary instead of building this checkout's in release mode (an
+    /// older build to compare against, another toolchain's or RUSTFLAGS' build; CI passes the
+    /// one its tests built, whose figures are not release figures). Results name it.
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
     /// Output directory (default: target/bench-scaling/TIMESTAMP).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -117,7 +122,7 @@ fn thread_list(args: &ScalingArgs, cores: usize) -> Vec<usize> {
 pub fn run(args: ScalingArgs) -> Result<(), String> {
     let root = workspace_root();
     let stamp = Stamp::now();
-    let bin = build_cllm_train(&root)?;
+    let bin = cllm_train_binary(&root, args.binary.as_deref())?;
     let out = output_dir(&root, "bench-scaling", &stamp.when, args.out.as_deref())?;
     let runs = out.join("runs");
     let (steps, warmup) = (
@@ -353,6 +358,7 @@ fn markdown(
 ) -> String {
     let mut s = String::from("# cllm-train scaling\n\n");
     s += &stamp.markdown();
+    s += &binary_line(args.binary.as_deref());
     let _ = writeln!(
         s,
         "- preset: {}, matrix products in {}, {} measured steps after {} warm-up steps per configuration and round, {} round(s) \

@@ -46,8 +46,32 @@ pub struct StepLine {
     pub phase_ms: PhaseMs,
 }
 
+/// The `cllm-train` to measure: `given` as it is (checked to exist), or else a release build of
+/// this checkout's, made now.
+pub fn cllm_train_binary(root: &Path, given: Option<&Path>) -> Result<PathBuf, String> {
+    let Some(bin) = given else {
+        return build_cllm_train(root);
+    };
+    if !bin.is_file() {
+        return Err(format!(
+            "--binary {}: no such file (build one with `cargo build --release -p cllm-train`)",
+            bin.display()
+        ));
+    }
+    eprintln!("measuring {} as it is (not rebuilt)", bin.display());
+    Ok(bin.to_path_buf())
+}
+
+/// The markdown line naming the binary measured (`given`, or this checkout's release build).
+pub fn binary_line(given: Option<&Path>) -> String {
+    match given {
+        Some(bin) => format!("- cllm-train: `{}` (given with --binary)\n", bin.display()),
+        None => "- cllm-train: this checkout's release build\n".into(),
+    }
+}
+
 /// Builds `cllm-train` in release mode (once) and returns the binary's path.
-pub fn build_cllm_train(root: &Path) -> Result<PathBuf, String> {
+fn build_cllm_train(root: &Path) -> Result<PathBuf, String> {
     eprintln!("building cllm-train (release)...");
     let mut cargo = Command::new(env!("CARGO"));
     // `cargo xtask` runs us with this package's CARGO_MANIFEST_DIR, CARGO_PKG_* ... set. Passed

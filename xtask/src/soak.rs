@@ -8,8 +8,8 @@ use clap::Args;
 
 use crate::plot::{Chart, Series, line_chart};
 use crate::run::{
-    StepLine, at_least_one, build_cllm_train, clear_run_dir, cllm_train, measured_run_args,
-    output_dir, quantile, step_lines, workspace_root,
+    StepLine, at_least_one, binary_line, clear_run_dir, cllm_train, cllm_train_binary,
+    measured_run_args, output_dir, quantile, step_lines, workspace_root,
 };
 use crate::stamp::Stamp;
 
@@ -31,6 +31,10 @@ pub struct SoakArgs {
     /// Growth (percent) above which the run fails.
     #[arg(long, default_value_t = 2.0)]
     max_growth: f64,
+    /// Soak this cllm-train binary instead of building this checkout's in release mode (an
+    /// older build, another toolchain's or RUSTFLAGS' build). Results name it.
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
     /// Output directory (default: target/soak/TIMESTAMP).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -51,14 +55,15 @@ fn around(lines: &[StepLine], step: u64, total: u64, field: fn(&StepLine) -> f64
 pub fn run(args: SoakArgs) -> Result<(), String> {
     let root = workspace_root();
     let stamp = Stamp::now();
-    let bin = build_cllm_train(&root)?;
+    let bin = cllm_train_binary(&root, args.binary.as_deref())?;
     let out = output_dir(&root, "soak", &stamp.when, args.out.as_deref())?;
     let reference = args.reference_step.unwrap_or(args.steps / 10).max(1);
     let mut md = format!(
-        "# Soak: memory over {} steps of `{}`\n\n{}\n",
+        "# Soak: memory over {} steps of `{}`\n\n{}{}\n",
         args.steps,
         args.preset,
-        stamp.markdown()
+        stamp.markdown(),
+        binary_line(args.binary.as_deref())
     );
     md += "| threads | RSS at ref step (MiB) | RSS at end (MiB) | RSS growth | heap at ref step (MiB) | heap at end (MiB) | heap growth | ms/step p50 |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     let mut failures = Vec::new();

@@ -241,4 +241,20 @@ mod tests {
         );
         assert!(at_least_one::<usize>("2.5").is_err());
     }
+
+    #[test]
+    fn a_given_binary_is_used_as_it_is_and_a_missing_one_refused() {
+        let dir = std::env::temp_dir().join(format!("xtask-binary-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("cllm-train");
+        std::fs::write(&bin, b"").unwrap();
+        // No build is started for a given binary: the root need not be a workspace.
+        assert_eq!(cllm_train_binary(&dir, Some(&bin)), Ok(bin.clone()));
+        let missing = dir.join("missing");
+        let err = cllm_train_binary(&dir, Some(&missing)).unwrap_err();
+        assert!(err.contains("no such file"), "{err}");
+        assert!(binary_line(Some(&bin)).contains("given with --binary"));
+        assert!(binary_line(None).contains("release build"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -36,6 +36,12 @@ pub mod matmul;
 pub mod softmax;
 #[cfg(target_arch = "x86_64")]
 mod transpose16;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx",
+    not(target_feature = "avx512f")
+))]
+mod transpose8;
 
 /// How a backward kernel that takes it writes the gradient it computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

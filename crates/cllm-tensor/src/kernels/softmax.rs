@@ -11,8 +11,10 @@
 //! lane `j % 16`, and add them in a fixed tree (lane `l` plus lane `l + 8`, then `l + 4`,
 //! `l + 2`, `l + 1`); every operation is a plain `f32` one in a fixed order. Where the build
 //! has AVX-512 each row is a few vector operations with masked loads and stores, no scalar tail
-//! and no branch on the row's length; elsewhere the same sums are plain loops. The results are
-//! the same bits either way, and do not depend on which rows are computed together. (Causal
+//! and no branch on the row's length; where it has AVX2 (and not AVX-512), vectors of eight
+//! with the entries past the row's live count blended away; elsewhere the same sums are plain
+//! loops. The results are the same bits every way, and do not depend on which rows are
+//! computed together. (Causal
 //! rows are mostly short, row `i` having `i + 1` entries: summed with a scalar tail and a
 //! left-to-right horizontal sum, their dependency chains, not their arithmetic, set the speed.)
 
@@ -22,6 +24,11 @@ use super::math;
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 mod avx512;
+// Compiled wherever the build has AVX2, AVX-512 machines included, so that its bit-for-bit test
+// runs there too; the rows use it only where there is no AVX-512.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[cfg_attr(all(target_feature = "avx512f", not(test)), allow(dead_code))]
+mod avx2;
 
 /// Partial sums per row: one AVX-512 register of `f32`.
 const LANES: usize = 16;
@@ -71,17 +78,31 @@ fn tree_sum(mut acc: [f32; LANES]) -> f32 {
     acc[0]
 }
 
-/// The three per-row steps, dispatched: the AVX-512 versions where the build has AVX-512,
-/// [`portable`]'s elsewhere (the same bits).
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    not(target_feature = "avx512f")
+))]
+use avx2::{backward_row, scale_row, shift_row};
+/// The three per-row steps, dispatched: the AVX-512 versions where the build has AVX-512, the
+/// AVX2 ones where it has AVX2 but not AVX-512, [`portable`]'s elsewhere (the same bits).
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 use avx512::{backward_row, scale_row, shift_row};
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+#[cfg(not(all(
+    target_arch = "x86_64",
+    any(target_feature = "avx2", target_feature = "avx512f")
+)))]
 use portable::{backward_row, scale_row, shift_row};
 
-/// The per-row steps as plain loops: the definition the AVX-512 versions are tested against,
-/// and the code of builds without AVX-512.
+/// The per-row steps as plain loops: the definition the vector versions are tested against,
+/// and the code of builds with neither AVX2 nor AVX-512 (a portable build's run-time AVX2
+/// version of the kernels included: these loops compiled for AVX2).
 #[cfg_attr(
-    all(target_arch = "x86_64", target_feature = "avx512f", not(test)),
+    all(
+        target_arch = "x86_64",
+        any(target_feature = "avx2", target_feature = "avx512f"),
+        not(test)
+    ),
     allow(dead_code)
 )]
 mod portable {
@@ -313,32 +334,57 @@ mod tests {
         }
     }
 
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    #[test]
-    fn avx512_rows_are_the_portable_rows_bit_for_bit() {
+    /// Every vector version of the row steps the build has, against the portable loops, bit
+    /// for bit: rows of 1 to 64 entries (whole vectors of 8 and 16 and every tail) with every
+    /// live count, and `g`'s entries past the live ones NaN.
+    fn vector_rows_are_the_portable_rows_bit_for_bit(
+        shift: fn(&mut [f32], usize),
+        scale: fn(&mut [f32], usize),
+        backward: fn(&mut [f32], &[f32], usize),
+    ) {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        for cols in [1, 5, 16, 17, 31, 32, 37, 64] {
+        for cols in [1, 5, 8, 9, 15, 16, 17, 24, 31, 32, 37, 40, 64] {
             for live in 1..=cols {
                 let x: Vec<f32> = (0..cols)
                     .map(|j| ((j * 7919 + live * 31) % 1013) as f32 / 50.0 - 10.0)
                     .collect();
                 let (mut a, mut b) = (x.clone(), x.clone());
-                avx512::shift_row(&mut a, live);
+                shift(&mut a, live);
                 portable::shift_row(&mut b, live);
                 assert_eq!(bits(&a), bits(&b), "shift {cols} {live}");
                 math::exp_slice(&mut a);
                 math::exp_slice(&mut b);
-                avx512::scale_row(&mut a, live);
+                scale(&mut a, live);
                 portable::scale_row(&mut b, live);
                 assert_eq!(bits(&a), bits(&b), "scale {cols} {live}");
                 let mut g: Vec<f32> = x.iter().map(|v| (v * 3.7).sin()).collect();
                 g[live..].fill(f32::NAN);
                 let mut h = g.clone();
-                avx512::backward_row(&mut g, &a, live);
+                backward(&mut g, &a, live);
                 portable::backward_row(&mut h, &a, live);
                 assert_eq!(bits(&g), bits(&h), "backward {cols} {live}");
             }
         }
+    }
+
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    #[test]
+    fn avx512_rows_are_the_portable_rows_bit_for_bit() {
+        vector_rows_are_the_portable_rows_bit_for_bit(
+            avx512::shift_row,
+            avx512::scale_row,
+            avx512::backward_row,
+        );
+    }
+
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[test]
+    fn avx2_rows_are_the_portable_rows_bit_for_bit() {
+        vector_rows_are_the_portable_rows_bit_for_bit(
+            avx2::shift_row,
+            avx2::scale_row,
+            avx2::backward_row,
+        );
     }
 
     #[test]

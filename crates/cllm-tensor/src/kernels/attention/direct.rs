@@ -179,7 +179,8 @@ fn columns<const W: usize, const R: usize>(
 /// few values. It goes in square tiles of [`TILE`], each read as `TILE` rows of `src` and
 /// written as `TILE` rows of `dst`: with AVX-512, sixteen vector loads, a transpose in
 /// registers and sixteen vector stores (value by value, a nanoGPT-cpu step spent 2% of its
-/// time here; 0.8% now); elsewhere 8 x 8 tiles copied value by value. Edges value by value.
+/// time here; 0.8% now); with AVX, the same in 8 x 8 tiles (`kernels::transpose8`);
+/// elsewhere 8 x 8 tiles copied value by value. Edges value by value.
 #[multiversion(targets("x86_64+avx2+fma"))]
 pub(super) fn transpose(src: &[f32], ld: usize, t: usize, width: usize, dst: &mut [f32]) {
     let dst = &mut dst[..width * t];
@@ -231,8 +232,37 @@ fn transpose_tile(src: &[f32], lds: usize, dst: &mut [f32], ldd: usize) {
     }
 }
 
+/// `dst[d * ldd + r] = src[r * lds + d]` for `r, d < TILE`: eight rows loaded into AVX
+/// registers, transposed there, and stored as eight rows (copied value by value, a tile took
+/// 64 scalar loads and 64 scalar stores).
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx",
+    not(target_feature = "avx512f")
+))]
+#[inline(always)]
+fn transpose_tile(src: &[f32], lds: usize, dst: &mut [f32], ldd: usize) {
+    use std::arch::x86_64::{__m256, _mm256_loadu_ps, _mm256_storeu_ps};
+    assert!((TILE - 1) * lds + TILE <= src.len() && (TILE - 1) * ldd + TILE <= dst.len());
+    // SAFETY: the build enables AVX (this item's `cfg`), so its instructions exist; row `r < 8`
+    // of the tile is `src[r * lds..][..8]` and of its transpose `dst[d * ldd..][..8]`, both
+    // inside the bounds asserted above; unaligned loads and stores have no alignment
+    // requirement.
+    unsafe {
+        let rows: [__m256; TILE] =
+            std::array::from_fn(|r| _mm256_loadu_ps(src.as_ptr().add(r * lds)));
+        let columns = crate::kernels::transpose8::transpose_8x8(rows);
+        for (d, v) in columns.iter().enumerate() {
+            _mm256_storeu_ps(dst.as_mut_ptr().add(d * ldd), *v);
+        }
+    }
+}
+
 /// `dst[d * ldd + r] = src[r * lds + d]` for `r, d < TILE`, through a tile of registers.
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+#[cfg(not(all(
+    target_arch = "x86_64",
+    any(target_feature = "avx", target_feature = "avx512f")
+)))]
 #[inline(always)]
 fn transpose_tile(src: &[f32], lds: usize, dst: &mut [f32], ldd: usize) {
     let tile: [[f32; TILE]; TILE] = std::array::from_fn(|r| {

@@ -1,5 +1,6 @@
 //! `cargo xtask bench-scaling`: speedup curves of `cllm-train` over worker-thread counts.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -44,9 +45,10 @@ pub struct ScalingArgs {
     /// Unmeasured warm-up steps per configuration (default 5; 3 with --quick).
     #[arg(long)]
     warmup: Option<u64>,
-    /// Rounds: the whole sweep runs this many times, configurations interleaved, and each
-    /// configuration's figures are medians over the steps of all its rounds, so a noisy minute
-    /// on a shared machine cannot skew one configuration alone (default 3; 1 with --quick).
+    /// Rounds: the whole sweep runs this many times, configurations interleaved (every other
+    /// round in reverse order), and each configuration's figures are medians over the steps of
+    /// all its rounds, so a noisy minute on a shared machine cannot skew one configuration
+    /// alone; the speedup is also given round by round (default 3; 1 with --quick).
     #[arg(long, value_parser = at_least_one::<u64>)]
     rounds: Option<u64>,
     /// A short sweep for CI and people in a hurry (threads 1, 2 and 4 unless given; fewer steps).
@@ -86,6 +88,8 @@ struct Row {
     p95_ms: f64,
     tokens_per_s: f64,
     speedup: f64,
+    /// The speedup round by round (see [`RoundSpeedup`]).
+    per_round: RoundSpeedup,
     efficiency: f64,
     compute_ms: f64,
     /// A computing worker's barrier waits (after compute, after the reduction).
@@ -100,6 +104,29 @@ struct Row {
 impl Row {
     fn share(&self, ms: f64) -> f64 {
         100.0 * ms / self.p50_ms
+    }
+}
+
+/// Each round's tokens/s of a configuration over the 1-thread configuration's in the same round,
+/// whose runs are seconds apart: a machine whose speed drifts from minute to minute moves both
+/// sides of each ratio alike. Their median, smallest and largest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RoundSpeedup {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl RoundSpeedup {
+    /// From the tokens/s of each round, this configuration's and the 1-thread one's (round `r`
+    /// at index `r`).
+    fn new(this: &[f64], base: &[f64]) -> Self {
+        let ratios: Vec<f64> = this.iter().zip(base).map(|(t, b)| t / b).collect();
+        RoundSpeedup {
+            median: quantile(&ratios, 0.5),
+            min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
     }
 }
 
@@ -147,8 +174,17 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
     let run_dir = |mode: Mode, n: usize, round: u64| {
         runs.join(format!("{}-{n}-round{round}", mode_name(mode)))
     };
+    // Tokens/s of each configuration, round by round.
+    let mut per_round: HashMap<(&'static str, usize), Vec<f64>> = HashMap::new();
     for round in 0..rounds {
-        for &(mode, n) in &configs {
+        // Every other round runs the configurations in reverse, so a machine that slows down
+        // or speeds up steadily through a sweep favours none of them.
+        let order: Vec<(Mode, usize)> = if round % 2 == 0 {
+            configs.clone()
+        } else {
+            configs.iter().rev().copied().collect()
+        };
+        for &(mode, n) in &order {
             let dir = run_dir(mode, n, round);
             clear_run_dir(&dir)?;
             let mut a: Vec<String> = Vec::new();
@@ -177,6 +213,10 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
             cllm_train(&bin, &a)?;
             let one = measure(&[dir], mode_name(mode), n, warmup, &mut None, stamp.cores)?;
             eprintln!("{:.1} ms/step", one.p50_ms);
+            per_round
+                .entry((mode_name(mode), n))
+                .or_default()
+                .push(one.tokens_per_s);
         }
     }
     let mut rows = Vec::new();
@@ -184,7 +224,9 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
         let mut base: Option<f64> = None;
         for &n in &threads {
             let dirs: Vec<PathBuf> = (0..rounds).map(|r| run_dir(mode, n, r)).collect();
-            let row = measure(&dirs, mode_name(mode), n, warmup, &mut base, stamp.cores)?;
+            let mut row = measure(&dirs, mode_name(mode), n, warmup, &mut base, stamp.cores)?;
+            let round_tps = |n| &per_round[&(mode_name(mode), n)];
+            row.per_round = RoundSpeedup::new(round_tps(n), round_tps(1));
             eprintln!(
                 "{} scaling, {n} thread(s): {:.1} ms/step, {:.0} tokens/s, speedup {:.2}",
                 row.mode, row.p50_ms, row.tokens_per_s, row.speedup
@@ -254,6 +296,11 @@ fn measure(
         p95_ms: quantile(&ms, 0.95),
         tokens_per_s,
         speedup,
+        per_round: RoundSpeedup {
+            median: speedup,
+            min: speedup,
+            max: speedup,
+        },
         efficiency: speedup / threads.min(cores) as f64,
         compute_ms: quantile(&col(|l| l.phase_ms.compute), 0.5),
         wait_ms: quantile(
@@ -271,12 +318,13 @@ fn measure(
 fn write_csv(path: &Path, rows: &[Row]) -> Result<(), String> {
     let mut s = String::from(
         "mode,threads,compute_workers,batch,tokens_per_step,step_ms_p50,step_ms_p95,tokens_per_s,speedup,efficiency,\
-         compute_ms,wait_ms,reduce_ms,optimizer_ms,data_ms,straggler_ms_p50,straggler_ms_p95\n",
+         compute_ms,wait_ms,reduce_ms,optimizer_ms,data_ms,straggler_ms_p50,straggler_ms_p95,\
+         speedup_round_p50,speedup_round_min,speedup_round_max\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{:.3},{:.3},{:.1},{:.4},{:.4},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3}",
+            "{},{},{},{},{},{:.3},{:.3},{:.1},{:.4},{:.4},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.4},{:.4},{:.4}",
             r.mode,
             r.threads,
             r.compute_workers,
@@ -293,7 +341,10 @@ fn write_csv(path: &Path, rows: &[Row]) -> Result<(), String> {
             r.optimizer_ms,
             r.data_ms,
             r.straggler_p50_ms,
-            r.straggler_p95_ms
+            r.straggler_p95_ms,
+            r.per_round.median,
+            r.per_round.min,
+            r.per_round.max
         );
     }
     std::fs::write(path, s).map_err(|e| format!("{}: {e}", path.display()))
@@ -369,12 +420,12 @@ fn markdown(
         warmup,
         rounds
     );
-    s += "| mode | threads | computing | batch | step p50 ms | step p95 ms | tokens/s | speedup | efficiency/core | compute % | wait % | reduce % | optimizer % | data % (overlapped) | straggler p50/p95 ms |\n";
-    s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    s += "| mode | threads | computing | batch | step p50 ms | step p95 ms | tokens/s | speedup | speedup per round: median (range) | efficiency/core | compute % | wait % | reduce % | optimizer % | data % (overlapped) | straggler p50/p95 ms |\n";
+    s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} / {:.2} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} ({:.2}-{:.2}) | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} / {:.2} |",
             r.mode,
             r.threads,
             r.compute_workers,
@@ -383,6 +434,9 @@ fn markdown(
             r.p95_ms,
             r.tokens_per_s,
             r.speedup,
+            r.per_round.median,
+            r.per_round.min,
+            r.per_round.max,
             r.efficiency,
             r.share(r.compute_ms),
             r.share(r.wait_ms),
@@ -394,6 +448,9 @@ fn markdown(
         );
     }
     s += "\nSpeedup is tokens/s against 1 thread of the same mode; efficiency divides it by min(threads, cores). \
+          Speedup per round divides each round's tokens/s by the 1-thread run's of the same round, seconds apart, so a \
+          machine whose speed drifts between rounds moves both sides of each ratio alike; its range shows how far the \
+          rounds disagree. \
           Phase shares are each phase's median span over the median step; wait is what a computing worker \
           spends at the barriers after compute and after the reduction (the other workers, which only reduce and \
           update, sleep through compute and are not counted), and Node Zero's data preparation runs while the workers compute.\n\n";
@@ -435,4 +492,23 @@ fn plot(stem: &Path, stamp: &Stamp, rows: &[Row], cores: usize) -> Result<(), St
         log_x: max_threads > 8,
     };
     line_chart(stem, &chart, &series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoundSpeedup;
+
+    #[test]
+    fn speedup_per_round_pairs_each_round_with_its_own_baseline() {
+        // The machine halves its speed between rounds: pooled medians would mix the rounds,
+        // each round's ratio does not.
+        let base = [100.0, 50.0, 100.0];
+        let two = [190.0, 90.0, 180.0];
+        let r = RoundSpeedup::new(&two, &base);
+        assert_eq!(r.median, 1.8);
+        assert_eq!(r.min, 1.8);
+        assert_eq!(r.max, 1.9);
+        let one = RoundSpeedup::new(&base, &base);
+        assert_eq!((one.median, one.min, one.max), (1.0, 1.0, 1.0));
+    }
 }

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs the lattice's tests (the crate with the unsafe code: phase cells, shared buffers, the
-# barrier) under Miri with strict provenance, to catch undefined behaviour in the unsafe parts.
+# Runs the tests of the unsafe code under Miri with strict provenance, to catch undefined
+# behaviour: the lattice's (phase cells, shared buffers, the barrier), and cllm-tensor's
+# vector kernels that carry their own unsafe blocks (the softmax rows and the 8 x 8 transpose
+# in AVX2, on a machine whose native build has AVX2 and not AVX-512; ~4 minutes here).
 # Needs the nightly toolchain with Miri: rustup component add miri rust-src --toolchain nightly
+# Arguments go to the lattice's run (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-strict-provenance}"
 CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p cllm-lattice --lib --test barrier --test reduce --test panic "$@"
+CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p cllm-tensor --lib -- softmax transpose

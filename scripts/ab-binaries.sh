@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Compares two cllm-train binaries (an old build and a new one, say) on the same run, alternated
-# so that a noisy machine slows both alike: per round one run of each, A first. Prints each run's
-# median step time and compute phase (the first 20 steps not counted), then per binary the median
-# of its runs' medians, B/A, how many rounds B won, and whether every loss and gradient norm of
-# the last two runs is the same bit for bit (f32 printed shortest-round-trip, so equal text means
-# equal bits).
+# so that a noisy machine slows both alike: per round one run of each, A first in odd rounds and
+# B first in even ones. Prints each run's median step time and compute phase (the first 20 steps
+# not counted), then per binary the median of its runs' medians, B/A, B/A round by round (the
+# median and range of each round's ratio of its two back-to-back runs), how many rounds B won,
+# and whether every loss and gradient norm of the last two runs is the same bit for bit (f32
+# printed shortest-round-trip, so equal text means equal bits).
 #
 # Usage: bash scripts/ab-binaries.sh BIN_A BIN_B ROUNDS cllm-train-args...
 # e.g.   git worktree add ../old HEAD~1 && (cd ../old && cargo build --release -p cllm-train)
@@ -45,8 +46,13 @@ median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 : >"$tmp/A.ms"
 : >"$tmp/B.ms"
 wins=0
+: >"$tmp/ratios"
 for r in $(seq 1 "$rounds"); do
-  for side in A B; do
+  # A first in odd rounds, B first in even ones: a machine that speeds up or slows down steadily
+  # favours neither.
+  sides="A B"
+  [ $((r % 2)) -eq 0 ] && sides="B A"
+  for side in $sides; do
     bin=$bin_a
     [ $side = B ] && bin=$bin_b
     rm -rf "$tmp/run-$side"
@@ -54,16 +60,21 @@ for r in $(seq 1 "$rounds"); do
     read -r step compute < <(medians "$tmp/run-$side/metrics.jsonl")
     echo "$step" >>"$tmp/$side.ms"
     printf 'round %2d %s: %10.4f ms/step, compute %10.4f ms\n' "$r" "$side" "$step" "$compute"
-    [ $side = A ] && a_step=$step
+    if [ $side = A ]; then a_step=$step; else b_step=$step; fi
   done
-  wins=$(awk -v a="$a_step" -v b="$step" -v w="$wins" 'BEGIN {print w + (b < a)}')
+  wins=$(awk -v a="$a_step" -v b="$b_step" -v w="$wins" 'BEGIN {print w + (b < a)}')
+  awk -v a="$a_step" -v b="$b_step" 'BEGIN {printf "%.6f\n", b / a}' >>"$tmp/ratios"
 done
 a=$(median <"$tmp/A.ms")
 b=$(median <"$tmp/B.ms")
 ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", b / a}')
+# B/A within each round (the two runs back to back): their median and range.
+paired=$(sort -g "$tmp/ratios" | awk '{v[NR] = $1} END {
+  m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+  printf "%.3f (%.3f-%.3f)", m, v[1], v[NR]}')
 if diff -q <(numbers "$tmp/run-A/metrics.jsonl") <(numbers "$tmp/run-B/metrics.jsonl") >/dev/null; then
   same="identical ($(numbers "$tmp/run-A/metrics.jsonl" | wc -l) values)"
 else
   same="DIFFERENT"
 fi
-echo "A median $a ms, B median $b ms: B/A $ratio; B faster in $wins of $rounds rounds; losses and gradient norms $same"
+echo "A median $a ms, B median $b ms: B/A $ratio; round by round B/A $paired; B faster in $wins of $rounds rounds; losses and gradient norms $same"

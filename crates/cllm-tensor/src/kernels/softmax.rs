@@ -14,9 +14,9 @@
 //! and no branch on the row's length; where it has AVX2 (and not AVX-512), vectors of eight
 //! with the entries past the row's live count blended away; elsewhere the same sums are plain
 //! loops. The results are the same bits every way, and do not depend on which rows are
-//! computed together. (Causal
-//! rows are mostly short, row `i` having `i + 1` entries: summed with a scalar tail and a
-//! left-to-right horizontal sum, their dependency chains, not their arithmetic, set the speed.)
+//! computed together. (Causal rows are mostly short, row `i` having `i + 1` entries: summed
+//! with a scalar tail and a left-to-right horizontal sum, their dependency chains, not their
+//! arithmetic, set the speed.)
 
 use multiversion::multiversion;
 
@@ -78,14 +78,14 @@ fn tree_sum(mut acc: [f32; LANES]) -> f32 {
     acc[0]
 }
 
+// The three per-row steps, dispatched: the AVX-512 versions where the build has AVX-512, the
+// AVX2 ones where it has AVX2 but not AVX-512, `portable`'s elsewhere (the same bits).
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
     not(target_feature = "avx512f")
 ))]
 use avx2::{backward_row, scale_row, shift_row};
-/// The three per-row steps, dispatched: the AVX-512 versions where the build has AVX-512, the
-/// AVX2 ones where it has AVX2 but not AVX-512, [`portable`]'s elsewhere (the same bits).
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 use avx512::{backward_row, scale_row, shift_row};
 #[cfg(not(all(

@@ -88,8 +88,9 @@ struct Row {
     p95_ms: f64,
     tokens_per_s: f64,
     speedup: f64,
-    /// The speedup round by round (see [`RoundSpeedup`]).
-    per_round: RoundSpeedup,
+    /// The speedup round by round (see [`RoundSpeedup`]); `None` until the sweep has every
+    /// round of this configuration and of 1 thread.
+    per_round: Option<RoundSpeedup>,
     efficiency: f64,
     compute_ms: f64,
     /// A computing worker's barrier waits (after compute, after the reduction).
@@ -226,7 +227,7 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
             let dirs: Vec<PathBuf> = (0..rounds).map(|r| run_dir(mode, n, r)).collect();
             let mut row = measure(&dirs, mode_name(mode), n, warmup, &mut base, stamp.cores)?;
             let round_tps = |n| &per_round[&(mode_name(mode), n)];
-            row.per_round = RoundSpeedup::new(round_tps(n), round_tps(1));
+            row.per_round = Some(RoundSpeedup::new(round_tps(n), round_tps(1)));
             eprintln!(
                 "{} scaling, {n} thread(s): {:.1} ms/step, {:.0} tokens/s, speedup {:.2}",
                 row.mode, row.p50_ms, row.tokens_per_s, row.speedup
@@ -296,11 +297,7 @@ fn measure(
         p95_ms: quantile(&ms, 0.95),
         tokens_per_s,
         speedup,
-        per_round: RoundSpeedup {
-            median: speedup,
-            min: speedup,
-            max: speedup,
-        },
+        per_round: None,
         efficiency: speedup / threads.min(cores) as f64,
         compute_ms: quantile(&col(|l| l.phase_ms.compute), 0.5),
         wait_ms: quantile(
@@ -324,7 +321,7 @@ fn write_csv(path: &Path, rows: &[Row]) -> Result<(), String> {
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{:.3},{:.3},{:.1},{:.4},{:.4},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.4},{:.4},{:.4}",
+            "{},{},{},{},{},{:.3},{:.3},{:.1},{:.4},{:.4},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{}",
             r.mode,
             r.threads,
             r.compute_workers,
@@ -342,9 +339,10 @@ fn write_csv(path: &Path, rows: &[Row]) -> Result<(), String> {
             r.data_ms,
             r.straggler_p50_ms,
             r.straggler_p95_ms,
-            r.per_round.median,
-            r.per_round.min,
-            r.per_round.max
+            r.per_round.map_or(",,".into(), |p| format!(
+                "{:.4},{:.4},{:.4}",
+                p.median, p.min, p.max
+            ))
         );
     }
     std::fs::write(path, s).map_err(|e| format!("{}: {e}", path.display()))
@@ -425,7 +423,7 @@ fn markdown(
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} ({:.2}-{:.2}) | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} / {:.2} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} / {:.2} |",
             r.mode,
             r.threads,
             r.compute_workers,
@@ -434,9 +432,10 @@ fn markdown(
             r.p95_ms,
             r.tokens_per_s,
             r.speedup,
-            r.per_round.median,
-            r.per_round.min,
-            r.per_round.max,
+            r.per_round.map_or("—".into(), |p| format!(
+                "{:.2} ({:.2}-{:.2})",
+                p.median, p.min, p.max
+            )),
             r.efficiency,
             r.share(r.compute_ms),
             r.share(r.wait_ms),

@@ -84,10 +84,15 @@ struct Row {
     compute_workers: usize,
     batch: usize,
     tokens_per_step: f64,
+    /// The fastest tenth of the steps took at most this long: the step when the host leaves
+    /// the run alone, a diagnostic (throughput is [`Row::tokens_per_s`], from the median).
+    p10_ms: f64,
     p50_ms: f64,
     p95_ms: f64,
     tokens_per_s: f64,
     speedup: f64,
+    /// `p10_ms` of 1 thread over this configuration's `p10_ms`: the speedup on a quiet host.
+    speedup_p10: f64,
     /// The speedup round by round (see [`RoundSpeedup`]); `None` until the sweep has every
     /// round of this configuration and of 1 thread.
     per_round: Option<RoundSpeedup>,
@@ -222,7 +227,7 @@ pub fn run(args: ScalingArgs) -> Result<(), String> {
     }
     let mut rows = Vec::new();
     for &mode in modes {
-        let mut base: Option<f64> = None;
+        let mut base: Option<(f64, f64)> = None;
         for &n in &threads {
             let dirs: Vec<PathBuf> = (0..rounds).map(|r| run_dir(mode, n, r)).collect();
             let mut row = measure(&dirs, mode_name(mode), n, warmup, &mut base, stamp.cores)?;
@@ -262,7 +267,7 @@ fn measure(
     mode: &'static str,
     threads: usize,
     warmup: u64,
-    base: &mut Option<f64>,
+    base: &mut Option<(f64, f64)>,
     cores: usize,
 ) -> Result<Row, String> {
     let mut lines = Vec::new();
@@ -284,7 +289,8 @@ fn measure(
     let p50 = quantile(&ms, 0.5);
     let tokens_per_step = batch as f64 * seq;
     let tokens_per_s = tokens_per_step / (p50 / 1e3);
-    let base_tps = *base.get_or_insert(tokens_per_s);
+    let p10 = quantile(&ms, 0.1);
+    let (base_tps, base_p10) = *base.get_or_insert((tokens_per_s, p10));
     let speedup = tokens_per_s / base_tps;
     let straggler = col(|l| l.phase_ms.straggler);
     Ok(Row {
@@ -293,10 +299,12 @@ fn measure(
         compute_workers: config["compute_workers"].as_u64().unwrap_or(0) as usize,
         batch,
         tokens_per_step,
+        p10_ms: p10,
         p50_ms: p50,
         p95_ms: quantile(&ms, 0.95),
         tokens_per_s,
         speedup,
+        speedup_p10: base_p10 / p10,
         per_round: None,
         efficiency: speedup / threads.min(cores) as f64,
         compute_ms: quantile(&col(|l| l.phase_ms.compute), 0.5),
@@ -316,12 +324,12 @@ fn write_csv(path: &Path, rows: &[Row]) -> Result<(), String> {
     let mut s = String::from(
         "mode,threads,compute_workers,batch,tokens_per_step,step_ms_p50,step_ms_p95,tokens_per_s,speedup,efficiency,\
          compute_ms,wait_ms,reduce_ms,optimizer_ms,data_ms,straggler_ms_p50,straggler_ms_p95,\
-         speedup_round_p50,speedup_round_min,speedup_round_max\n",
+         speedup_round_p50,speedup_round_min,speedup_round_max,step_ms_p10,speedup_p10\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{:.3},{:.3},{:.1},{:.4},{:.4},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{}",
+            "{},{},{},{},{},{:.3},{:.3},{:.1},{:.4},{:.4},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{:.3},{:.4}",
             r.mode,
             r.threads,
             r.compute_workers,
@@ -342,7 +350,9 @@ fn write_csv(path: &Path, rows: &[Row]) -> Result<(), String> {
             r.per_round.map_or(",,".into(), |p| format!(
                 "{:.4},{:.4},{:.4}",
                 p.median, p.min, p.max
-            ))
+            )),
+            r.p10_ms,
+            r.speedup_p10
         );
     }
     std::fs::write(path, s).map_err(|e| format!("{}: {e}", path.display()))
@@ -418,12 +428,12 @@ fn markdown(
         warmup,
         rounds
     );
-    s += "| mode | threads | computing | batch | step p50 ms | step p95 ms | tokens/s | speedup | speedup per round: median (range) | efficiency/core | compute % | wait % | reduce % | optimizer % | data % (overlapped) | straggler p50/p95 ms |\n";
-    s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    s += "| mode | threads | computing | batch | step p50 ms | step p95 ms | tokens/s | speedup | speedup per round: median (range) | efficiency/core | compute % | wait % | reduce % | optimizer % | data % (overlapped) | straggler p50/p95 ms | step p10 ms | speedup at p10 |\n";
+    s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} / {:.2} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} / {:.2} | {:.2} | {:.2} |",
             r.mode,
             r.threads,
             r.compute_workers,
@@ -443,13 +453,18 @@ fn markdown(
             r.share(r.optimizer_ms),
             r.share(r.data_ms),
             r.straggler_p50_ms,
-            r.straggler_p95_ms
+            r.straggler_p95_ms,
+            r.p10_ms,
+            r.speedup_p10
         );
     }
     s += "\nSpeedup is tokens/s against 1 thread of the same mode; efficiency divides it by min(threads, cores). \
           Speedup per round divides each round's tokens/s by the 1-thread run's of the same round, seconds apart, so a \
           machine whose speed drifts between rounds moves both sides of each ratio alike; its range shows how far the \
           rounds disagree. \
+          Speedup at p10 compares the fastest tenth of the steps (1 thread's p10 step time over this one's): what the \
+          code does while the host leaves the run alone, beside what it did on average; a diagnostic of a shared \
+          machine, not the throughput. \
           Phase shares are each phase's median span over the median step; wait is what a computing worker \
           spends at the barriers after compute and after the reduction (the other workers, which only reduce and \
           update, sleep through compute and are not counted), and Node Zero's data preparation runs while the workers compute.\n\n";
@@ -495,7 +510,50 @@ fn plot(stem: &Path, stamp: &Stamp, rows: &[Row], cores: usize) -> Result<(), St
 
 #[cfg(test)]
 mod tests {
-    use super::RoundSpeedup;
+    use std::path::Path;
+
+    use super::{RoundSpeedup, measure};
+
+    /// A run directory as `cllm-train` leaves it, with these step times (steps 1, 2, ...).
+    fn fake_run(dir: &Path, ms: &[f64]) {
+        std::fs::create_dir_all(dir).unwrap();
+        let config =
+            r#"{"hyper": {"batch_size": 12}, "model": {"seq_len": 64}, "compute_workers": 2}"#;
+        std::fs::write(dir.join("config.json"), config).unwrap();
+        let lines: String = ms
+            .iter()
+            .enumerate()
+            .map(|(i, ms)| {
+                format!(
+                    "{{\"step\": {}, \"loss\": 2.0, \"ms_per_step\": {ms}, \"rss_bytes\": 0, \"phase_ms\": \
+                     {{\"data\": 0, \"compute\": {ms}, \"reduce\": 0, \"optimizer\": 0, \"straggler\": 0}}}}\n",
+                    i + 1
+                )
+            })
+            .collect();
+        std::fs::write(dir.join("metrics.jsonl"), lines).unwrap();
+    }
+
+    #[test]
+    fn speedup_at_p10_compares_the_fastest_steps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+        // Eleven measured steps each (after one warm-up step of 1000 ms): the fastest tenth is
+        // the second-fastest step; the 2-thread run is twice as fast at p10, not at the median.
+        let mut a = vec![1000.0];
+        a.extend((0..11).map(|i| 50.0 + i as f64));
+        let mut b = vec![1000.0];
+        b.extend([24.0, 25.0].iter().chain(&[40.0; 9]));
+        fake_run(&one, &a);
+        fake_run(&two, &b);
+        let mut base = None;
+        let r1 = measure(&[one], "strong", 1, 1, &mut base, 2).unwrap();
+        let r2 = measure(&[two], "strong", 2, 1, &mut base, 2).unwrap();
+        assert_eq!((r1.p10_ms, r1.p50_ms, r1.speedup_p10), (51.0, 55.0, 1.0));
+        assert_eq!((r2.p10_ms, r2.p50_ms), (25.0, 40.0));
+        assert_eq!(r2.speedup_p10, 51.0 / 25.0);
+        assert_eq!(r2.speedup, 55.0 / 40.0);
+    }
 
     #[test]
     fn speedup_per_round_pairs_each_round_with_its_own_baseline() {

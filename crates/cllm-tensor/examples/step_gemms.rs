@@ -7,6 +7,8 @@
 //! ```sh
 //! cargo run --release -p cllm-tensor --example step_gemms               # nanogpt-cpu
 //! cargo run --release -p cllm-tensor --example step_gemms -- tiny
+//! cargo run --release -p cllm-tensor --example step_gemms -- medium
+//! cargo run --release -p cllm-tensor --example step_gemms -- nanogpt-baby  # 8 of its 64 sequences
 //! ```
 //! Configurations are interleaved round by round and each figure is the median of 21 rounds,
 //! so a noisy machine slows them alike.
@@ -30,7 +32,7 @@ struct Model {
     vocab: usize,
 }
 
-const MODELS: [Model; 2] = [
+const MODELS: [Model; 4] = [
     Model {
         name: "nanogpt-cpu",
         batch: 12,
@@ -47,6 +49,25 @@ const MODELS: [Model; 2] = [
         c: 32,
         layers: 3,
         heads: 4,
+        vocab: 65,
+    },
+    Model {
+        name: "medium",
+        batch: 16,
+        t: 128,
+        c: 256,
+        layers: 4,
+        heads: 8,
+        vocab: 65,
+    },
+    // One worker's share at eight threads (8 of the preset's 64 sequences).
+    Model {
+        name: "nanogpt-baby",
+        batch: 8,
+        t: 256,
+        c: 384,
+        layers: 6,
+        heads: 6,
         vocab: 65,
     },
 ];

@@ -85,6 +85,8 @@ pub struct EvalLine<'a> {
 pub struct MetricsWriter {
     out: BufWriter<File>,
     path: PathBuf,
+    /// The step of the last evaluation line the file held when opened.
+    last_eval: Option<u64>,
 }
 
 impl MetricsWriter {
@@ -92,16 +94,23 @@ impl MetricsWriter {
     /// run wrote after its last checkpoint, before it stopped), so a resumed run's metrics do
     /// not repeat steps.
     pub fn open(path: &Path, keep_through: u64) -> Result<Self, String> {
+        let mut last_eval = None;
         if path.exists() {
             let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let kept: Vec<String> = BufReader::new(f)
                 .lines()
                 .map_while(Result::ok)
                 .filter(|l| {
-                    serde_json::from_str::<serde_json::Value>(l)
-                        .ok()
-                        .and_then(|v| v["step"].as_u64())
-                        .is_some_and(|s| s <= keep_through)
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+                        return false;
+                    };
+                    let Some(step) = v["step"].as_u64().filter(|&s| s <= keep_through) else {
+                        return false;
+                    };
+                    if v.get("split").is_some() {
+                        last_eval = last_eval.max(Some(step));
+                    }
+                    true
                 })
                 .collect();
             let tmp = path.with_extension("jsonl.tmp");
@@ -117,7 +126,15 @@ impl MetricsWriter {
         Ok(MetricsWriter {
             out: BufWriter::new(f),
             path: path.to_path_buf(),
+            last_eval,
         })
+    }
+
+    /// The step of the last evaluation recorded in the file when it was opened (through
+    /// `keep_through`), if any: a resumed run whose evaluation at its checkpoint's step was
+    /// stopped before it finished finds none there.
+    pub fn last_eval_step(&self) -> Option<u64> {
+        self.last_eval
     }
 
     /// Writes one line.

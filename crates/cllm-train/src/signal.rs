@@ -1,6 +1,7 @@
 //! Ctrl-C (SIGINT), and likewise SIGTERM (what `kill`, `timeout` and batch schedulers send) and
 //! SIGHUP (a closed terminal): once training has started, the first one asks it to stop after the
-//! current step (a checkpoint is written and the process exits 0) and a second one exits at once
+//! current step, or between two batches of an evaluation under way (a checkpoint is written and
+//! the process exits 0) and a second one exits at once
 //! with status 130. Before training starts (data preparation, set-up) there is nothing to save,
 //! so the signal exits at once with status 130; a half-built data preparation lives in a
 //! temporary directory that the next preparation of the same corpus removes.
@@ -8,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Set by the handler, read by the training loop after each step.
+/// Set by the handler, read by the training loop after each step and between evaluation batches.
 #[derive(Clone, Debug)]
 pub struct StopFlag {
     requested: Arc<AtomicBool>,
@@ -54,6 +55,11 @@ impl StopFlag {
     /// Training has started: from now on Ctrl-C stops after the current step with a checkpoint.
     pub fn arm(&self) {
         self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Asks for a stop, as the signal does (for code that drives training itself).
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
     }
 
     /// Whether a stop was requested.

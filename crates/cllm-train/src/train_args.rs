@@ -128,6 +128,10 @@ pub struct TrainArgs {
     /// and resume).
     #[arg(long, value_name = "N", hide = true)]
     pub stop_after_steps: Option<u64>,
+    /// Behave as if Ctrl-C arrived during the evaluation after step S, once its first batch is
+    /// done (for testing how an evaluation stops).
+    #[arg(long, value_name = "S", hide = true)]
+    pub stop_in_eval: Option<u64>,
 }
 
 fn parse_injection(s: &str) -> Result<(usize, u64), String> {

@@ -2,7 +2,7 @@
 //! the lattice, then step, evaluate, checkpoint and log until done, interrupted, or diverged.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cllm_data::{Batch, Prepared, ShardReader, Split};
 use cllm_model::checkpoint::{self, Checkpoint, CheckpointState};
@@ -21,6 +21,11 @@ use crate::run_stats::{HEAP_GROWTH_WARNING, RunStats};
 use crate::signal::StopFlag;
 use crate::train_args::TrainArgs;
 use crate::{progress, run_dir};
+
+/// How long an evaluation runs before it prints progress lines off a terminal (then every
+/// [`progress::REPEAT_AFTER`]): the nanogpt-cpu preset's take under a second, nanogpt-baby's
+/// 200 batches of 64 x 256 tokens tens of minutes on two cores.
+const EVAL_QUIET: Duration = Duration::from_secs(5);
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
@@ -161,7 +166,7 @@ fn complete_fresh(cfg: &mut RunConfig, req: &Request, prepared: &Prepared) -> Re
     Ok(())
 }
 
-/// Runs training as requested; `stop` is polled after every step.
+/// Runs training as requested; `stop` is polled after every step and between evaluation batches.
 pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     let resume = req
         .train
@@ -287,6 +292,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     trainer.last_checkpoint = resumed_from;
     trainer.log_every = req.train.log_every;
     trainer.stop_after = req.train.stop_after_steps;
+    trainer.stop_in_eval = req.train.stop_in_eval;
     trainer.train(start_step, stop)
 }
 
@@ -423,10 +429,21 @@ fn evaluate_only(
     report.insert("eval_iters".into(), cfg.hyper.eval_iters.into());
     let mut val_loss = None;
     let mut batch = Batch::default();
+    let n = cfg.hyper.eval_iters;
+    let (pb, log) = (
+        progress::bar(2 * n, "evaluating"),
+        progress::PhaseLog::start("eval", EVAL_QUIET),
+    );
     for split in [Split::Val, Split::Train] {
         let mut reader = prepared.open(split).map_err(|e| e.to_string())?;
         let mut total = 0.0f64;
-        for i in 0..cfg.hyper.eval_iters {
+        for i in 0..n {
+            log.set(&format!(
+                "{} batch {}/{n} of the evaluation at step {step}",
+                split.name(),
+                i + 1
+            ));
+            pb.inc(1);
             batches.eval(step, split, i, &mut reader, &mut batch)?;
             let (loss, back) = engine.eval_loss(batch)?;
             batch = back;
@@ -438,6 +455,8 @@ fn evaluate_only(
         }
         report.insert(format!("{}_loss", split.name()), loss.into());
     }
+    drop(log);
+    pb.finish_and_clear();
     println!("{}", serde_json::Value::Object(report));
     Ok(Outcome {
         run_dir,
@@ -501,6 +520,8 @@ struct Trainer {
     rss: RssSampler,
     log_every: Option<u64>,
     stop_after: Option<u64>,
+    /// Test hook: request a stop during the evaluation after this step.
+    stop_in_eval: Option<u64>,
 }
 
 impl Trainer {
@@ -531,6 +552,7 @@ impl Trainer {
             rss: RssSampler::default(),
             log_every: None,
             stop_after: None,
+            stop_in_eval: None,
         };
         // Fixed evaluation batches are read once; fresh ones at each evaluation.
         if trainer.batches.eval_is_fixed() {
@@ -560,19 +582,31 @@ impl Trainer {
         let pb = progress::bar(h.max_steps, "training");
         pb.set_position(start);
         let log_every = self.log_every.unwrap_or((h.max_steps / 10).max(1)).max(1);
-        if start == 0 {
-            self.evaluate(0, &pb)?;
+        // The evaluation at the start: a new run's, or the one a resumed run's checkpoint step
+        // should have had and does not (it was stopped before it finished).
+        let due = start == 0 || start.is_multiple_of(h.eval_interval);
+        if due && self.metrics.last_eval_step() != Some(start) {
+            self.evaluate(start, &pb, stop)?;
         }
         let started = Instant::now();
         let mut stats = RunStats::with_capacity((h.max_steps - start) as usize);
-        let mut interrupted = false;
+        // A stop requested during the first evaluation, before any step: checkpoint the start.
+        let mut interrupted = stop.requested() && start < h.max_steps;
+        if interrupted {
+            self.stop_here(start, &pb)?;
+        }
         // Double buffering: the workers read `batch` while Node Zero fills `next`.
         let mut batch = Batch::default();
         let mut next = Batch::default();
         if start < h.max_steps {
             self.batches.train(start, &mut self.train, &mut batch)?;
         }
-        for step in start..h.max_steps {
+        let steps = if interrupted {
+            start..start
+        } else {
+            start..h.max_steps
+        };
+        for step in steps {
             let span = tracing::info_span!("step", step = step + 1).entered();
             let t0 = Instant::now();
             let lr = schedule::learning_rate(&h, step);
@@ -628,7 +662,7 @@ impl Trainer {
                 );
             }
             if done % h.eval_interval == 0 || done == h.max_steps {
-                self.evaluate(done, &pb)?;
+                self.evaluate(done, &pb, stop)?;
             }
             let ck_every = self.cfg.checkpoint_every;
             if done == h.max_steps || (ck_every > 0 && done % ck_every == 0) {
@@ -636,18 +670,8 @@ impl Trainer {
             }
             let stop_now = stop.requested() || self.stop_after.is_some_and(|n| done - start >= n);
             if stop_now && done < h.max_steps {
-                self.checkpoint(done)?;
+                self.stop_here(done, &pb)?;
                 interrupted = true;
-                pb.finish_and_clear();
-                eprintln!(
-                    "stopped at step {done} of {}; checkpoint {}\nresume with: {} --resume {}",
-                    h.max_steps,
-                    self.last_checkpoint
-                        .as_ref()
-                        .map_or_else(String::new, |p| p.display().to_string()),
-                    crate::sibling::command("cllm-train"),
-                    self.run_dir.display()
-                );
                 break;
             }
         }
@@ -674,30 +698,80 @@ impl Trainer {
         })
     }
 
-    fn evaluate(&mut self, step: u64, pb: &indicatif::ProgressBar) -> Result<(), String> {
+    /// Checkpoints `done` steps and says how to resume: the end of a run that was asked to stop.
+    fn stop_here(&mut self, done: u64, pb: &indicatif::ProgressBar) -> Result<(), String> {
+        self.checkpoint(done)?;
+        pb.finish_and_clear();
+        eprintln!(
+            "stopped at step {done} of {}; checkpoint {}\nresume with: {} --resume {}",
+            self.cfg.hyper.max_steps,
+            self.last_checkpoint
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string()),
+            crate::sibling::command("cllm-train"),
+            self.run_dir.display()
+        );
+        Ok(())
+    }
+
+    /// Evaluates the model after `step` updates on both splits and records the losses. Shows
+    /// its progress batch by batch (on the bar, or in log lines once it has run for
+    /// [`EVAL_QUIET`] off a terminal), and gives up between batches when a stop is requested,
+    /// recording nothing (a large model's evaluation can take many minutes; a stop should not
+    /// wait for it).
+    fn evaluate(
+        &mut self,
+        step: u64,
+        pb: &indicatif::ProgressBar,
+        stop: &StopFlag,
+    ) -> Result<(), String> {
         let _span = tracing::info_span!("eval", step).entered();
         if !self.batches.eval_is_fixed() {
             self.fill_eval_batches(step)?;
         }
-        let mut report = Vec::new();
+        let log = progress::PhaseLog::start("eval", EVAL_QUIET);
+        let mut losses = Vec::new();
         for (split, batches) in &mut self.eval_batches {
-            if batches.is_empty() {
-                continue;
-            }
-            let name = split.name();
+            let (name, n) = (split.name(), batches.len());
             let mut total = 0.0f64;
-            for b in batches.iter_mut() {
+            for (i, b) in batches.iter_mut().enumerate() {
+                if i > 0 && self.stop_in_eval == Some(step) {
+                    stop.request();
+                }
+                if stop.requested() {
+                    pb.set_message("");
+                    pb.suspend(|| {
+                        eprintln!(
+                            "evaluation at step {step} stopped (stop requested): not recorded"
+                        )
+                    });
+                    return Ok(());
+                }
+                let msg = format!(
+                    "{name} batch {}/{n} of the evaluation at step {step}",
+                    i + 1
+                );
+                log.set(&msg);
+                pb.set_message(format!("evaluating: {msg}"));
                 let (loss, back) = self.engine.eval_loss(std::mem::take(b))?;
                 *b = back;
                 total += loss as f64;
             }
-            let loss = (total / batches.len() as f64) as f32;
+            if n > 0 {
+                losses.push((*split, (total / n as f64) as f32));
+            }
+        }
+        drop(log);
+        pb.set_message("");
+        let mut report = Vec::new();
+        for (split, loss) in losses {
+            let name = split.name();
             self.metrics.write(&EvalLine {
                 step,
                 split: name,
                 loss,
             })?;
-            if *split == Split::Val {
+            if split == Split::Val {
                 self.last_val = Some(loss);
             }
             report.push(format!("{name} loss {loss:.4}"));

@@ -289,6 +289,57 @@ fn resume_is_bit_for_bit() {
     }
 }
 
+/// A stop requested during an evaluation ends it between batches (a large model's takes
+/// minutes): nothing of it is recorded, the step is checkpointed, and resuming runs that
+/// evaluation again, so the run's metrics end as an uninterrupted run's. Both at the first
+/// evaluation (before any step) and at a later one.
+#[test]
+fn a_stop_during_an_evaluation_ends_it_and_resuming_runs_it_again() {
+    let env = Env::new();
+    let full = env.path("full");
+    let out = env.train(&[SMALL, &["--out", full.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    for at in [0u64, 10] {
+        let part = env.path(&format!("part{at}"));
+        let out = env.train(
+            &[
+                SMALL,
+                &[
+                    "--out",
+                    part.to_str().unwrap(),
+                    "--stop-in-eval",
+                    &at.to_string(),
+                ],
+            ]
+            .concat(),
+        );
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains(&format!("evaluation at step {at} stopped")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("stopped at step {at} of 30")),
+            "{err}"
+        );
+        let ck = cllm_model::checkpoint::latest(&part.join("checkpoints")).unwrap();
+        assert_eq!(cllm_model::checkpoint::load(&ck).unwrap().state.step, at);
+        let recorded: Vec<u64> = evals(&part).iter().map(|e| e.0).collect();
+        let before: Vec<u64> = evals(&full)
+            .iter()
+            .map(|e| e.0)
+            .filter(|&s| s < at)
+            .collect();
+        assert_eq!(recorded, before, "at {at}: only the finished evaluations");
+        assert_eq!(losses(&part).len() as u64, at);
+        let out = env.train(&["--resume", part.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(losses(&part), losses(&full), "at {at}: losses");
+        assert_eq!(evals(&part), evals(&full), "at {at}: evaluations");
+    }
+}
+
 #[test]
 fn both_streams_record_themselves_and_eval_only_measures_what_the_run_measured() {
     let env = Env::new();

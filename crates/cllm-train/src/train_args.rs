@@ -103,7 +103,8 @@ pub struct TrainArgs {
     /// print the losses as JSON, and exit without training.
     #[arg(long, requires = "resume")]
     pub eval_only: bool,
-    /// Print a progress line every N steps when stderr is not a terminal (default: 10 lines per run).
+    /// Print a progress line every N steps when stderr is not a terminal (default: 10 lines per
+    /// run, and one at least every minute while steps complete).
     #[arg(long, value_name = "N")]
     pub log_every: Option<u64>,
     /// Worker threads (default: the number of cores). Node Zero, the thread that prepares data

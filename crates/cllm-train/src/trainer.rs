@@ -27,6 +27,10 @@ use crate::{progress, run_dir};
 /// 200 batches of 64 x 256 tokens tens of minutes on two cores.
 const EVAL_QUIET: Duration = Duration::from_secs(5);
 
+/// Off a terminal and without `--log-every`, the longest time between two progress lines while
+/// steps complete.
+const LOG_AT_LEAST: Duration = Duration::from_secs(60);
+
 /// What the user asked for.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -582,6 +586,10 @@ impl Trainer {
         let pb = progress::bar(h.max_steps, "training");
         pb.set_position(start);
         let log_every = self.log_every.unwrap_or((h.max_steps / 10).max(1)).max(1);
+        // Without --log-every, also a line at least every LOG_AT_LEAST: a large model's tenth
+        // of a run can take hours.
+        let by_time = self.log_every.is_none();
+        let mut logged = Instant::now();
         // The evaluation at the start: a new run's, or the one a resumed run's checkpoint step
         // should have had and does not (it was stopped before it finished).
         let due = start == 0 || start.is_multiple_of(h.eval_interval);
@@ -653,7 +661,11 @@ impl Trainer {
             pb.set_position(done);
             if !pb.is_hidden() {
                 pb.set_message(format!("loss {:.4}", out.loss));
-            } else if done % log_every == 0 || done == h.max_steps {
+            } else if done % log_every == 0
+                || done == h.max_steps
+                || (by_time && logged.elapsed() >= LOG_AT_LEAST)
+            {
+                logged = Instant::now();
                 eprintln!(
                     "step {done}/{}: loss {:.4}, lr {lr:.2e}, {:.1} ms/step",
                     h.max_steps,

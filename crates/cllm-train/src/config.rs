@@ -116,6 +116,10 @@ pub struct RunConfig {
     pub threads: usize,
     /// Workers that compute forward and backward.
     pub compute_workers: usize,
+    /// Sequences per forward and backward pass of a worker (gradient accumulation); `None`: a
+    /// worker's whole share in one pass.
+    #[serde(default)]
+    pub micro_batch: Option<usize>,
     /// Whether workers were pinned to cores.
     pub pin: bool,
     /// Groups of up to 12 workers.

@@ -90,13 +90,17 @@ pub struct GptWorker {
     tape: Tape,
     inject: Option<InjectedPanic>,
     compute_workers: usize,
+    /// Sequences per forward/backward pass (`usize::MAX`: the whole share at once).
+    micro_batch: usize,
 }
 
 impl GptWorker {
     /// A replica whose tape is already grown to the size of its share of a `batch_size`
     /// batch (so no step allocates and the memory report at start-up is exact).
     fn new(shared: &EngineShared, id: WorkerId) -> Self {
-        let tape = recorded_tape(&shared.gpt, shared.share(id.index()).len());
+        let micro_batch = shared.micro_batch.unwrap_or(usize::MAX);
+        let rows = shared.share(id.index()).len().min(micro_batch);
+        let tape = recorded_tape(&shared.gpt, rows);
         shared.tape_bytes[id.index()].store(tape.stats().capacity_bytes, Ordering::Relaxed);
         GptWorker {
             gpt: shared.gpt.clone(),
@@ -105,6 +109,7 @@ impl GptWorker {
             tape,
             inject: shared.inject,
             compute_workers: shared.compute_workers,
+            micro_batch,
         }
     }
 
@@ -140,19 +145,24 @@ impl Worker<2> for GptWorker {
         if rows.is_empty() {
             return Contribution::NONE;
         }
-        let (inputs, targets) = batch.rows(rows.clone());
-        let scale = rows.len() as f32 / batch.batch_size as f32;
-        let loss = self.gpt.loss_and_grad(
-            &mut self.tape,
-            weights,
-            inputs,
-            targets,
-            batch.seq_len,
-            scale,
-            grad,
-        );
+        // Each pass adds its part of the batch's mean-loss gradient to `grad`.
+        let mut loss_sum = 0.0;
+        for pass in passes(rows.clone(), self.micro_batch) {
+            let (inputs, targets) = batch.rows(pass.clone());
+            let scale = pass.len() as f32 / batch.batch_size as f32;
+            let loss = self.gpt.loss_and_grad(
+                &mut self.tape,
+                weights,
+                inputs,
+                targets,
+                batch.seq_len,
+                scale,
+                grad,
+            );
+            loss_sum += loss as f64 * pass.len() as f64;
+        }
         Contribution {
-            loss_sum: loss as f64 * rows.len() as f64,
+            loss_sum,
             weight: rows.len() as f64,
         }
     }
@@ -162,12 +172,16 @@ impl Worker<2> for GptWorker {
         if rows.is_empty() {
             return Contribution::NONE;
         }
-        let (inputs, targets) = batch.rows(rows.clone());
-        let loss = self
-            .gpt
-            .eval_loss(&mut self.tape, weights, inputs, targets, batch.seq_len);
+        let mut loss_sum = 0.0;
+        for pass in passes(rows.clone(), self.micro_batch) {
+            let (inputs, targets) = batch.rows(pass.clone());
+            let loss = self
+                .gpt
+                .eval_loss(&mut self.tape, weights, inputs, targets, batch.seq_len);
+            loss_sum += loss as f64 * pass.len() as f64;
+        }
         Contribution {
-            loss_sum: loss as f64 * rows.len() as f64,
+            loss_sum,
             weight: rows.len() as f64,
         }
     }
@@ -190,6 +204,13 @@ impl Worker<2> for GptWorker {
         };
         self.adamw.update(range, scalars, weights, grad, m, v);
     }
+}
+
+/// `rows` in passes of at most `m` sequences, in order.
+fn passes(rows: Range<usize>, m: usize) -> impl Iterator<Item = Range<usize>> {
+    let end = rows.end;
+    rows.step_by(m)
+        .map(move |s| s..s.saturating_add(m).min(end))
 }
 
 /// A tape that has recorded one training step of `rows` sequences (zero weights and tokens),
@@ -234,6 +255,8 @@ struct EngineShared {
     inject: Option<InjectedPanic>,
     /// Workers that compute (the first ones); the rest only reduce and update.
     compute_workers: usize,
+    /// Sequences per forward/backward pass of a worker (`None`: its whole share).
+    micro_batch: Option<usize>,
     /// Tape capacity of each worker after its warm-up.
     tape_bytes: Vec<AtomicUsize>,
 }
@@ -312,6 +335,9 @@ pub struct EngineOptions {
     /// Workers that compute forward and backward; the others only take part in the reduction
     /// and the optimizer. See [`default_compute_workers`].
     pub compute_workers: usize,
+    /// Sequences per forward/backward pass of a worker (gradient accumulation); `None`: its
+    /// whole share in one pass.
+    pub micro_batch: Option<usize>,
     /// Pin workers to cores.
     pub pin: bool,
     /// Test hook.
@@ -355,6 +381,7 @@ impl LatticeEngine {
             batch_size: hyper.batch_size,
             inject: opts.inject,
             compute_workers: opts.compute_workers.clamp(1, n),
+            micro_batch: opts.micro_batch,
             tape_bytes: (0..n).map(|_| AtomicUsize::new(0)).collect(),
         });
         let config = LatticeConfig {
@@ -442,5 +469,21 @@ impl LatticeEngine {
     /// The AdamW moments (m, v), between steps.
     pub fn moments(&self) -> (&[f32], &[f32]) {
         (self.lattice.state(0), self.lattice.state(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Range;
+
+    use super::passes;
+
+    #[test]
+    fn passes_cover_the_rows_in_order_at_most_m_at_a_time() {
+        let all = |rows, m| passes(rows, m).collect::<Vec<_>>();
+        assert_eq!(all(3..11, 3), [3..6, 6..9, 9..11]);
+        assert_eq!(all(0..4, 2), [0..2, 2..4]);
+        assert_eq!(all(0..5, usize::MAX), vec![Range { start: 0, end: 5 }]);
+        assert!(all(2..2, 4).is_empty());
     }
 }

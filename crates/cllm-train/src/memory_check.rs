@@ -9,9 +9,37 @@
 //! large freed block taught it: measured, the nanoGPT-cpu run's RSS rose from 85 to 133 MiB),
 //! so [`check_run`] takes it only when the bound comes near the memory available.
 
+use cllm_data::worker_share;
 use cllm_model::{Gpt, GptConfig};
 
 use crate::engine::probe_tape;
+
+/// How a step's batch is spread over the tapes: `batch_size` sequences split over
+/// `compute_workers`, each worker's share run in passes of at most `micro_batch` sequences.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batching {
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Workers that compute.
+    pub compute_workers: usize,
+    /// Sequences per pass of a worker (`None`: its whole share).
+    pub micro_batch: Option<usize>,
+}
+
+impl Batching {
+    /// Workers with a share of the batch.
+    fn active(&self) -> usize {
+        self.compute_workers.min(self.batch_size)
+    }
+
+    /// Sequences all the tapes hold at once: each active worker's share, or a pass of it.
+    fn sequences_on_tapes(&self) -> usize {
+        let m = self.micro_batch.unwrap_or(usize::MAX);
+        (0..self.active())
+            .map(|k| worker_share(self.batch_size, self.active(), k).len().min(m))
+            .sum()
+    }
+}
 
 /// What a run will make resident, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,19 +51,19 @@ pub struct MemoryEstimate {
 }
 
 impl MemoryEstimate {
-    /// `gpt` trained on `batch_size` sequences per step split over `compute_workers`.
+    /// `gpt` trained on batches spread as `batching` says.
     ///
     /// A tape's written bytes are affine in the sequences it records (`a + b * rows`: the
     /// per-token activations plus per-step parts such as the parameters' gradient slots);
     /// `a` and `b` come from recording one and two sequences.
-    pub fn new(gpt: &Gpt, batch_size: usize, compute_workers: usize) -> Self {
+    pub fn new(gpt: &Gpt, batching: Batching) -> Self {
         let per_rows = |rows| probe_tape(gpt, rows).stats().len_bytes as u64;
         let (one, two) = (per_rows(1), per_rows(2));
         let per_sequence = two.saturating_sub(one);
         let param_bytes = (gpt.params.layout.len() * std::mem::size_of::<f32>()) as u64;
         Self::of(
             param_bytes,
-            (batch_size, compute_workers),
+            batching,
             one.saturating_sub(per_sequence),
             per_sequence,
         )
@@ -46,7 +74,7 @@ impl MemoryEstimate {
     /// measure 40-48) and 4 per attention score a head keeps (probabilities and their
     /// gradients, counted over the full `T x T` square); per token, 8 per vocabulary entry and
     /// 16 per channel outside the blocks; per computing worker, 4 floats per parameter.
-    pub fn bound(cfg: &GptConfig, batch_size: usize, compute_workers: usize) -> Self {
+    pub fn bound(cfg: &GptConfig, batching: Batching) -> Self {
         let (t, c, l, nh, v) = (
             cfg.seq_len as u64,
             cfg.embed_dim as u64,
@@ -56,26 +84,17 @@ impl MemoryEstimate {
         );
         let per_sequence = 4 * t * (l * (64 * c + 4 * nh * t) + 8 * v + 16 * c);
         let param_bytes = 4 * cfg.num_params() as u64;
-        Self::of(
-            param_bytes,
-            (batch_size, compute_workers),
-            param_bytes,
-            per_sequence,
-        )
+        Self::of(param_bytes, batching, param_bytes, per_sequence)
     }
 
     /// Weights, two moments and one gradient per computing worker of `param_bytes` each;
-    /// `per_worker` tape bytes for each computing worker and `per_sequence` for each sequence.
-    fn of(
-        param_bytes: u64,
-        (batch_size, compute_workers): (usize, usize),
-        per_worker: u64,
-        per_sequence: u64,
-    ) -> Self {
-        let active = compute_workers.min(batch_size) as u64;
+    /// `per_worker` tape bytes for each computing worker and `per_sequence` for each sequence
+    /// a tape holds at once.
+    fn of(param_bytes: u64, batching: Batching, per_worker: u64, per_sequence: u64) -> Self {
+        let active = batching.active() as u64;
         MemoryEstimate {
             buffers: (3 + active) * param_bytes,
-            activations: active * per_worker + batch_size as u64 * per_sequence,
+            activations: active * per_worker + batching.sequences_on_tapes() as u64 * per_sequence,
         }
     }
 
@@ -90,7 +109,7 @@ impl MemoryEstimate {
             Some(free) if self.total() > free => Err(format!(
                 "this run needs about {} of memory ({} for the activations of the batch, {} for \
                  weights, moments and gradients) but {} is available; use a smaller --batch-size \
-                 or --seq-len",
+                 or --seq-len, or --micro-batch to run each worker's share in smaller passes",
                 gib(self.total()),
                 gib(self.activations),
                 gib(self.buffers),
@@ -101,22 +120,17 @@ impl MemoryEstimate {
     }
 }
 
-/// Refuses `gpt` on `batch_size` sequences over `compute_workers` if it cannot fit in
-/// `available` bytes: by [`MemoryEstimate::bound`] when that is under a quarter of them, else by
-/// the exact [`MemoryEstimate::new`].
-pub fn check_run(
-    gpt: &Gpt,
-    batch_size: usize,
-    compute_workers: usize,
-    available: Option<u64>,
-) -> Result<(), String> {
+/// Refuses `gpt` on batches spread as `batching` says if it cannot fit in `available` bytes:
+/// by [`MemoryEstimate::bound`] when that is under a quarter of them, else by the exact
+/// [`MemoryEstimate::new`].
+pub fn check_run(gpt: &Gpt, batching: Batching, available: Option<u64>) -> Result<(), String> {
     let Some(free) = available else {
         return Ok(());
     };
-    if MemoryEstimate::bound(&gpt.cfg, batch_size, compute_workers).total() <= free / 4 {
+    if MemoryEstimate::bound(&gpt.cfg, batching).total() <= free / 4 {
         return Ok(());
     }
-    MemoryEstimate::new(gpt, batch_size, compute_workers).check(Some(free))
+    MemoryEstimate::new(gpt, batching).check(Some(free))
 }
 
 fn gib(bytes: u64) -> String {
@@ -190,19 +204,34 @@ mod tests {
             bias: false,
         };
         let gpt = Gpt::new(cfg).unwrap();
+        let batching = |batch_size, compute_workers, micro_batch| Batching {
+            batch_size,
+            compute_workers,
+            micro_batch,
+        };
         // One worker recording 5 sequences writes what the estimate says.
-        let est = MemoryEstimate::new(&gpt, 5, 1);
+        let est = MemoryEstimate::new(&gpt, batching(5, 1, None));
         assert_eq!(
             est.activations,
             recorded_tape(&gpt, 5).stats().len_bytes as u64
         );
         // Per-sequence parts grow with the batch, per-worker parts with the workers.
-        let big = MemoryEstimate::new(&gpt, 5000, 1);
+        let big = MemoryEstimate::new(&gpt, batching(5000, 1, None));
         assert!(
             big.activations > 900 * est.activations,
             "{big:?} vs {est:?}"
         );
-        assert!(MemoryEstimate::new(&gpt, 5, 2).total() > est.total());
+        assert!(MemoryEstimate::new(&gpt, batching(5, 2, None)).total() > est.total());
+        // In passes of 2, a tape holds 2 sequences whatever the batch; passes larger than a
+        // share change nothing.
+        let passes = MemoryEstimate::new(&gpt, batching(5000, 1, Some(2)));
+        assert_eq!(
+            passes.activations,
+            recorded_tape(&gpt, 2).stats().len_bytes as u64
+        );
+        assert_eq!(MemoryEstimate::new(&gpt, batching(5, 1, Some(9))), est);
+        // Shares of 3 and 2 in passes of 2: tapes of 2 and 2 sequences.
+        assert_eq!(batching(5, 2, Some(2)).sequences_on_tapes(), 4);
     }
 
     #[test]
@@ -215,10 +244,12 @@ mod tests {
             let gpt = Gpt::new(cfg).unwrap();
             let batch = p.train.batch_size;
             for workers in [1, 2] {
-                let (bound, exact) = (
-                    MemoryEstimate::bound(&cfg, batch, workers),
-                    MemoryEstimate::new(&gpt, batch, workers),
-                );
+                let b = Batching {
+                    batch_size: batch,
+                    compute_workers: workers,
+                    micro_batch: None,
+                };
+                let (bound, exact) = (MemoryEstimate::bound(&cfg, b), MemoryEstimate::new(&gpt, b));
                 assert!(
                     bound.activations >= exact.activations && bound.buffers >= exact.buffers,
                     "{}: {bound:?} < {exact:?}",

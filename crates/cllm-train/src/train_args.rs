@@ -117,6 +117,13 @@ pub struct TrainArgs {
     /// part in the gradient reduction and the optimizer, and sleep while the others compute.
     #[arg(long, value_name = "N")]
     pub compute_workers: Option<usize>,
+    /// Gradient accumulation: each computing worker runs its share of the batch through forward
+    /// and backward in passes of at most M sequences, adding their gradients, so the activations
+    /// take the memory of M sequences per worker whatever --batch-size is. The same global batch
+    /// and recipe; losses agree with one pass to float rounding. Default: the whole share in one
+    /// pass (fastest)
+    #[arg(long, value_name = "M")]
+    pub micro_batch: Option<usize>,
     /// Pin worker k to the (k mod CPUs)-th CPU of an order: built with the `hwloc` feature, one
     /// CPU per core first, cores in hardware-topology order; otherwise the OS's CPU order. The
     /// start-up line says which.

@@ -133,6 +133,7 @@ fn fresh_config(req: &Request) -> Result<RunConfig, String> {
         val_tokens: 0,
         threads: 0,
         compute_workers: 0,
+        micro_batch: None,
         pin: false,
         groups: 0,
         tree_depth: 0,
@@ -236,12 +237,12 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     }
     let gpt = Gpt::new(cfg.model)?;
     // Before anything the size of the batch is allocated.
-    memory_check::check_run(
-        &gpt,
-        cfg.hyper.batch_size,
-        cfg.compute_workers,
-        memory_check::available_bytes(),
-    )?;
+    let batching = memory_check::Batching {
+        batch_size: cfg.hyper.batch_size,
+        compute_workers: cfg.compute_workers,
+        micro_batch: cfg.micro_batch,
+    };
+    memory_check::check_run(&gpt, batching, memory_check::available_bytes())?;
     let start_step = resume.as_ref().map_or(0, |r| r.ck.state.step);
     if start_step > cfg.hyper.max_steps {
         return Err(format!(
@@ -263,6 +264,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     let opts = EngineOptions {
         threads: cfg.threads,
         compute_workers: cfg.compute_workers,
+        micro_batch: cfg.micro_batch,
         pin: cfg.pin,
         inject: req
             .train
@@ -351,6 +353,11 @@ fn settle_parallelism(cfg: &mut RunConfig, req: &Request, resumed: bool) -> Resu
             crate::engine::default_compute_workers(cfg.threads, cores, cfg.hyper.batch_size)
         })
         .clamp(1, cfg.threads.max(1));
+    if req.train.micro_batch == Some(0) {
+        return Err("--micro-batch must be at least 1".into());
+    }
+    // A fresh config has none; a resumed run keeps its own unless told otherwise.
+    cfg.micro_batch = req.train.micro_batch.or(cfg.micro_batch);
     Ok(())
 }
 
@@ -378,7 +385,7 @@ fn open_run_dir(
 /// The start-up lines: the model, the lattice's shape and placement, the memory breakdown.
 fn announce(cfg: &RunConfig, engine: &LatticeEngine) {
     eprintln!(
-        "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens; \
+        "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens{}; \
          seed {} on the {} random stream{}",
         cfg.preset,
         cfg.model.num_params(),
@@ -389,6 +396,9 @@ fn announce(cfg: &RunConfig, engine: &LatticeEngine) {
         cfg.model.vocab_size,
         cfg.hyper.batch_size,
         cfg.model.seq_len,
+        cfg.micro_batch.map_or_else(String::new, |m| format!(
+            ", in passes of at most {m} per worker"
+        )),
         cfg.seed,
         cfg.rng,
         match cfg.matmul_precision {

@@ -136,6 +136,62 @@ fn losses_do_not_depend_on_the_thread_count() {
     assert_eq!(losses(&dir.path().join("again4")), curves[1]);
 }
 
+/// Gradient accumulation: workers that run their shares in passes of one or three sequences
+/// follow the one-pass loss curve to float rounding, hold tapes of that many sequences (the
+/// start-up memory line), record the setting, and rerun bit for bit.
+#[test]
+fn micro_batches_follow_the_one_pass_curve_in_less_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let activations_mib = |out: &Output| -> f64 {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("memory: "))
+            .unwrap_or_else(|| panic!("no memory line in {err}"));
+        let after = line.split("activations ").nth(1).unwrap();
+        after.split(" MiB").next().unwrap().parse().unwrap()
+    };
+    let whole = train(dir.path(), "2", "whole", &[]);
+    assert!(whole.status.success());
+    let reference = losses(&dir.path().join("whole"));
+    assert_eq!(reference.len(), 30);
+    let mut memory = vec![activations_mib(&whole)];
+    for m in ["3", "1"] {
+        let run = format!("micro{m}");
+        let out = train(dir.path(), "2", &run, &["--micro-batch", m]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains(&format!("in passes of at most {m} per worker")),
+            "{err}"
+        );
+        let config: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(dir.path().join(&run).join("config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["micro_batch"].as_u64().unwrap().to_string(), m);
+        memory.push(activations_mib(&out));
+        let curve = losses(&dir.path().join(&run));
+        for (step, (a, b)) in reference.iter().zip(&curve).enumerate() {
+            let rel = ((a - b) / a).abs();
+            assert!(
+                rel <= 1e-5,
+                "passes of {m}, step {}: {a} vs {b} (relative {rel:.2e})",
+                step + 1
+            );
+        }
+        assert_ne!(curve, reference, "passes of {m} regroup the gradient sum");
+        let again = train(dir.path(), "2", &format!("again{m}"), &["--micro-batch", m]);
+        assert!(again.status.success());
+        assert_eq!(losses(&dir.path().join(format!("again{m}"))), curve);
+    }
+    // Shares of 8 sequences: tapes of 8, 3 and 1.
+    assert!(
+        memory[0] > memory[1] && memory[1] > memory[2],
+        "activations MiB {memory:?}"
+    );
+}
+
 #[test]
 fn a_worker_panic_stops_the_process_with_its_name_and_step() {
     let dir = tempfile::tempdir().unwrap();

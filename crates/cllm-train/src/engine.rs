@@ -96,7 +96,8 @@ pub struct GptWorker {
 
 impl GptWorker {
     /// A replica whose tape is already grown to the size of its share of a `batch_size`
-    /// batch (so no step allocates and the memory report at start-up is exact).
+    /// batch, or of one pass of it with a micro-batch (so no step allocates and the memory
+    /// report at start-up is exact).
     fn new(shared: &EngineShared, id: WorkerId) -> Self {
         let micro_batch = shared.micro_batch.unwrap_or(usize::MAX);
         let rows = shared.share(id.index()).len().min(micro_batch);

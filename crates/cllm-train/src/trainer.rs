@@ -452,11 +452,7 @@ fn evaluate_only(
         let mut reader = prepared.open(split).map_err(|e| e.to_string())?;
         let mut total = 0.0f64;
         for i in 0..n {
-            log.set(&format!(
-                "{} batch {}/{n} of the evaluation at step {step}",
-                split.name(),
-                i + 1
-            ));
+            log.set(&eval_progress(split, i as usize, n as usize, step));
             pb.inc(1);
             batches.eval(step, split, i, &mut reader, &mut batch)?;
             let (loss, back) = engine.eval_loss(batch)?;
@@ -478,6 +474,16 @@ fn evaluate_only(
         interrupted: false,
         val_loss,
     })
+}
+
+/// An evaluation's progress: batch `i` (from 0) of `n` of `split` (its first word names the
+/// phase for [`progress::PhaseLog`]).
+fn eval_progress(split: Split, i: usize, n: usize, step: u64) -> String {
+    format!(
+        "{} batch {}/{n} of the evaluation at step {step}",
+        split.name(),
+        i + 1
+    )
 }
 
 /// The initial weights the run's random stream gives.
@@ -754,7 +760,7 @@ impl Trainer {
         let log = progress::PhaseLog::start("eval", EVAL_QUIET);
         let mut losses = Vec::new();
         for (split, batches) in &mut self.eval_batches {
-            let (name, n) = (split.name(), batches.len());
+            let n = batches.len();
             let mut total = 0.0f64;
             for (i, b) in batches.iter_mut().enumerate() {
                 if i > 0 && self.stop_in_eval == Some(step) {
@@ -769,10 +775,7 @@ impl Trainer {
                     });
                     return Ok(());
                 }
-                let msg = format!(
-                    "{name} batch {}/{n} of the evaluation at step {step}",
-                    i + 1
-                );
+                let msg = eval_progress(*split, i, n, step);
                 log.set(&msg);
                 pb.set_message(format!("evaluating: {msg}"));
                 let (loss, back) = self.engine.eval_loss(std::mem::take(b))?;

@@ -281,6 +281,13 @@ fn dispatch(op: &Op, b: &mut Bufs) {
             out,
         } => ops::layernorm::backward(b, *x, *w, *bias, stats.clone(), *out),
         Op::Gelu { x, out } => ops::gelu::backward(b, *x, *out),
+        Op::LinearGelu {
+            x,
+            w,
+            b: bias,
+            grad,
+            out,
+        } => ops::linear_gelu::backward(b, *x, *w, *bias, grad.clone(), *out),
         Op::Attention {
             qkv,
             shape,

@@ -48,6 +48,15 @@ pub(crate) enum Op {
     },
     /// Tanh-form GELU.
     Gelu { x: ValId, out: ValId },
+    /// `out = gelu(x w^T + b)`; `grad` holds GELU's derivative at the pre-activation `[N,
+    /// out_features]` in `aux`.
+    LinearGelu {
+        x: ValId,
+        w: ParamId,
+        b: Option<ParamId>,
+        grad: Range<usize>,
+        out: ValId,
+    },
     /// Fused causal self-attention over `qkv[B*T, 3C]`; `probs` holds `[B, NH, T, T]` in `aux`.
     Attention {
         qkv: ValId,
@@ -77,6 +86,7 @@ impl Op {
             | Op::Sum { out, .. }
             | Op::LayerNorm { out, .. }
             | Op::Gelu { out, .. }
+            | Op::LinearGelu { out, .. }
             | Op::Attention { out, .. }
             | Op::CrossEntropy { out, .. } => out,
         }
@@ -91,7 +101,8 @@ impl Op {
             | Op::Scale { x, .. }
             | Op::Sum { x, .. }
             | Op::LayerNorm { x, .. }
-            | Op::Gelu { x, .. } => [Some(x), None],
+            | Op::Gelu { x, .. }
+            | Op::LinearGelu { x, .. } => [Some(x), None],
             Op::MatMul { a, b, .. } | Op::Add { a, b, .. } | Op::Mul { a, b, .. } => {
                 [Some(a), Some(b)]
             }
@@ -138,6 +149,7 @@ op_kinds!(
     Sum,
     LayerNorm,
     Gelu,
+    LinearGelu,
     Attention,
     CrossEntropy
 );

@@ -295,6 +295,30 @@ fn cases(kind: OpKind) -> Vec<Case> {
                 Box::new(|g, v| g.gelu(v[0])),
             )]
         }
+        OpKind::LinearGelu => {
+            let mut l = ParamLayout::new();
+            let (w, b) = (l.push("w", &[6, 4]), l.push("b", &[6]));
+            // Pre-activations spread over GELU's curved part (|z| up to ~3).
+            let p = params(&mut rng, &l, 0.8, 0.0);
+            let x = input(&mut rng, 5, 4, 1.0);
+            let (l2, p2, x2) = (l.clone(), p.clone(), input(&mut rng, 5, 4, 1.0));
+            vec![
+                case(
+                    "linear_gelu+bias",
+                    l,
+                    p,
+                    vec![x],
+                    Box::new(move |g, v| g.linear_gelu(v[0], w, Some(b))),
+                ),
+                case(
+                    "linear_gelu",
+                    l2,
+                    p2,
+                    vec![x2],
+                    Box::new(move |g, v| g.linear_gelu(v[0], w, None)),
+                ),
+            ]
+        }
         OpKind::Attention => {
             let (l, p) = no_params();
             // B = 2, T = 4, C = 6, 2 heads of size 3.

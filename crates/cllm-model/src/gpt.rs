@@ -42,8 +42,7 @@ impl Gpt {
             let a = g.linear(a, blk.attn_proj.0, blk.attn_proj.1);
             x = g.add(x, a);
             let h = g.layernorm(x, blk.ln2.0, blk.ln2.1);
-            let h = g.linear(h, blk.fc.0, blk.fc.1);
-            let h = g.gelu(h);
+            let h = g.linear_gelu(h, blk.fc.0, blk.fc.1);
             let h = g.linear(h, blk.fc_proj.0, blk.fc_proj.1);
             x = g.add(x, h);
         }

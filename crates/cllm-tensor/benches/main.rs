@@ -15,13 +15,14 @@ use cllm_tensor::kernels::Write;
 use cllm_tensor::kernels::attention::{
     AttentionShape, Products, attention_backward_with, attention_forward_with,
 };
-use cllm_tensor::kernels::gelu::{gelu_backward, gelu_forward};
+use cllm_tensor::kernels::elementwise::mul_forward;
+use cllm_tensor::kernels::gelu::{gelu_backward, gelu_forward, gelu_forward_in_place_saving_grad};
 use cllm_tensor::kernels::layernorm::{layernorm_backward, layernorm_forward};
 use cllm_tensor::kernels::matmul::{Backend, GemmSpec, Precision, matmul_with, set_precision};
 use cllm_tensor::kernels::softmax::{Mask, softmax_backward, softmax_forward};
 use criterion::measurement::WallTime;
 use criterion::{
-    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
 };
 
 /// (name, spec): every distinct GEMM of one forward + backward step.
@@ -107,6 +108,19 @@ fn elementwise(c: &mut Criterion) {
     });
     group.bench_function("gelu backward [768 x 512]", |b| {
         b.iter(|| gelu_backward(&mut y, black_box(&dy), black_box(&x), Write::Add))
+    });
+    // The fused linear + GELU's two halves (`Graph::linear_gelu`): forward in place saving the
+    // derivative, backward one product. The input is refreshed each time (outside the timing).
+    let mut saved = vec![0.0; x.len()];
+    group.bench_function("gelu forward in place saving grad [768 x 512]", |b| {
+        b.iter_batched_ref(
+            || x.clone(),
+            |z| gelu_forward_in_place_saving_grad(z, &mut saved),
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("gelu backward from saved grad [768 x 512]", |b| {
+        b.iter(|| mul_forward(&mut y, black_box(&saved), black_box(&dy)))
     });
 
     let x = operand(ROWS, C);

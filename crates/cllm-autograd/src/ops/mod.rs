@@ -8,4 +8,5 @@ pub(crate) mod embedding;
 pub(crate) mod gelu;
 pub(crate) mod layernorm;
 pub(crate) mod linear;
+pub(crate) mod linear_gelu;
 pub(crate) mod matmul;

@@ -8,21 +8,30 @@ use crate::backward;
 use crate::val::{Val, ValId};
 use crate::{ParamId, ParamLayout, Tape};
 
-/// The recorder of one step. Made by [`Tape::graph`]; values it returns are valid until the
-/// tape is used for the next step.
+/// The recorder of one step. Made by [`Tape::graph`] (or [`Tape::graph_forward_only`]);
+/// values it returns are valid until the tape is used for the next step.
 #[derive(Debug)]
 pub struct Graph<'t> {
     pub(crate) tape: &'t mut Tape,
     pub(crate) params: &'t [f32],
     pub(crate) layout: &'t ParamLayout,
+    /// Whether [`backward`](Graph::backward) may run: ops save what only a backward pass
+    /// reads (GELU's derivative in [`linear_gelu`](Graph::linear_gelu)) only if so.
+    pub(crate) for_backward: bool,
 }
 
 impl<'t> Graph<'t> {
-    pub(crate) fn new(tape: &'t mut Tape, params: &'t [f32], layout: &'t ParamLayout) -> Self {
+    pub(crate) fn new(
+        tape: &'t mut Tape,
+        params: &'t [f32],
+        layout: &'t ParamLayout,
+        for_backward: bool,
+    ) -> Self {
         Graph {
             tape,
             params,
             layout,
+            for_backward,
         }
     }
 
@@ -82,7 +91,8 @@ impl<'t> Graph<'t> {
     /// readable through [`grad`](Self::grad).
     ///
     /// # Panics
-    /// If `loss` is not `[1, 1]` or `param_grads` does not match the layout.
+    /// If `loss` is not `[1, 1]`, `param_grads` does not match the layout, or the graph was
+    /// recorded with [`Tape::graph_forward_only`].
     pub fn backward(&mut self, loss: Val<'t>, param_grads: &mut [f32]) {
         self.backward_scaled(loss, 1.0, param_grads);
     }
@@ -92,8 +102,13 @@ impl<'t> Graph<'t> {
     /// summing the workers' gradients gives the gradient of the whole batch's mean loss.
     ///
     /// # Panics
-    /// If `loss` is not `[1, 1]` or `param_grads` does not match the layout.
+    /// If `loss` is not `[1, 1]`, `param_grads` does not match the layout, or the graph was
+    /// recorded with [`Tape::graph_forward_only`].
     pub fn backward_scaled(&mut self, loss: Val<'t>, seed: f32, param_grads: &mut [f32]) {
+        assert!(
+            self.for_backward,
+            "backward() of a graph recorded forward only (Tape::graph_forward_only)"
+        );
         assert_eq!(self.shape(loss), (1, 1), "backward() needs a scalar loss");
         assert_eq!(
             param_grads.len(),

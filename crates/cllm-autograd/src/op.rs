@@ -49,7 +49,7 @@ pub(crate) enum Op {
     /// Tanh-form GELU.
     Gelu { x: ValId, out: ValId },
     /// `out = gelu(x w^T + b)`; `grad` holds GELU's derivative at the pre-activation `[N,
-    /// out_features]` in `aux`.
+    /// out_features]` in `aux` (empty in a graph recorded forward only).
     LinearGelu {
         x: ValId,
         w: ParamId,

@@ -147,7 +147,23 @@ impl Tape {
             "parameter buffer does not match its layout"
         );
         self.reset();
-        Graph::new(self, params, layout)
+        Graph::new(self, params, layout, true)
+    }
+
+    /// Like [`graph`](Self::graph), for a forward pass that will not be differentiated (an
+    /// evaluation): ops skip saving what only the backward pass reads, and
+    /// [`Graph::backward`] panics. Values are the same bits as [`graph`](Self::graph)'s.
+    ///
+    /// # Panics
+    /// If `params.len()` differs from `layout.len()`.
+    pub fn graph_forward_only<'t>(
+        &'t mut self,
+        params: &'t [f32],
+        layout: &'t ParamLayout,
+    ) -> Graph<'t> {
+        let mut g = self.graph(params, layout);
+        g.for_backward = false;
+        g
     }
 
     /// Drops the recorded step, keeping every buffer's capacity.

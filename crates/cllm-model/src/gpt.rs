@@ -82,7 +82,8 @@ impl Gpt {
         g.scalar(loss)
     }
 
-    /// The mean loss over these rows, forward only.
+    /// The mean loss over these rows, forward only (recorded with
+    /// [`Tape::graph_forward_only`]: nothing saved for a backward pass).
     pub fn eval_loss(
         &self,
         tape: &mut Tape,
@@ -91,7 +92,7 @@ impl Gpt {
         targets: &[u32],
         t: usize,
     ) -> f32 {
-        let mut g = tape.graph(weights, &self.params.layout);
+        let mut g = tape.graph_forward_only(weights, &self.params.layout);
         let loss = self.loss(&mut g, inputs, targets, t);
         g.scalar(loss)
     }

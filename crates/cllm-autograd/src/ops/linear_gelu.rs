@@ -11,7 +11,7 @@
 use std::ops::Range;
 
 use cllm_tensor::kernels::elementwise::mul_forward;
-use cllm_tensor::kernels::gelu::gelu_forward_in_place_saving_grad;
+use cllm_tensor::kernels::gelu::{gelu_forward_in_place, gelu_forward_in_place_saving_grad};
 
 use crate::backward::{Bufs, scratch};
 use crate::op::Op;
@@ -22,15 +22,24 @@ use crate::{Graph, ParamId};
 impl<'t> Graph<'t> {
     /// `gelu(x w^T + b)`: [`linear`](Graph::linear) then [`gelu`](Graph::gelu) as one op, for
     /// a linear layer whose output nothing but the GELU reads. The same values and gradients,
-    /// bit for bit; the backward pass skips GELU's second sigmoid (see the module docs).
+    /// bit for bit; the backward pass skips GELU's second sigmoid (see the module docs). In a
+    /// graph recorded forward only ([`Tape::graph_forward_only`](crate::Tape::graph_forward_only))
+    /// the derivative is neither computed nor saved.
     ///
     /// # Panics
     /// As [`linear`](Graph::linear).
     pub fn linear_gelu(&mut self, x: Val<'t>, w: ParamId, b: Option<ParamId>) -> Val<'t> {
         let out = self.record_linear(x, w, b);
-        let grad = self.tape.alloc_aux(self.tape.info(out).len());
-        let (_, y, saved) = self.tape.inputs_out_aux(out, grad.clone());
-        gelu_forward_in_place_saving_grad(y, saved);
+        let grad = if self.for_backward {
+            let grad = self.tape.alloc_aux(self.tape.info(out).len());
+            let (_, y, saved) = self.tape.inputs_out_aux(out, grad.clone());
+            gelu_forward_in_place_saving_grad(y, saved);
+            grad
+        } else {
+            // Nothing will read the derivative (see `Tape::graph_forward_only`).
+            gelu_forward_in_place(self.tape.inputs_and_out(out).1);
+            0..0
+        };
         self.tape.ops.push(Op::LinearGelu {
             x: x.id,
             w,
@@ -123,5 +132,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Recorded forward only: the same values, bit for bit, and a tape without the derivative.
+    #[test]
+    fn forward_only_gives_the_same_values_and_saves_no_derivative() {
+        let (n, k, m) = (37, 24, 96);
+        let mut layout = ParamLayout::new();
+        let (w, b) = (layout.push("w", &[m, k]), layout.push("b", &[m]));
+        let params: Vec<f32> = (0..layout.len()).map(|i| (i as f32 * 0.37).sin()).collect();
+        let x: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.71).cos()).collect();
+        let record = |tape: &mut Tape, for_backward: bool| {
+            let mut g = if for_backward {
+                tape.graph(&params, &layout)
+            } else {
+                tape.graph_forward_only(&params, &layout)
+            };
+            let xv = g.input(&x, n, k);
+            let y = g.linear_gelu(xv, w, Some(b));
+            g.value(y).iter().map(|f| f.to_bits()).collect::<Vec<_>>()
+        };
+        let (mut train, mut eval) = (Tape::new(), Tape::new());
+        assert_eq!(record(&mut train, true), record(&mut eval, false));
+        let saved = n * m * std::mem::size_of::<f32>();
+        assert_eq!(
+            eval.stats().len_bytes + saved,
+            train.stats().len_bytes,
+            "the forward-only tape lacks exactly the derivative"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "forward only")]
+    fn backward_of_a_forward_only_graph_panics() {
+        let mut layout = ParamLayout::new();
+        let w = layout.push("w", &[2, 2]);
+        let params = vec![0.5; layout.len()];
+        let mut tape = Tape::new();
+        let mut g = tape.graph_forward_only(&params, &layout);
+        let x = g.input(&[1.0, 2.0], 1, 2);
+        let y = g.linear_gelu(x, w, None);
+        let loss = g.sum(y);
+        g.backward(loss, &mut layout.zeros());
     }
 }

@@ -31,6 +31,24 @@ pub fn gelu_forward(y: &mut [f32], x: &[f32]) {
     }
 }
 
+/// `x = gelu(x)` in place: [`gelu_forward`]'s values, bit for bit, without a second buffer.
+#[multiversion(targets("x86_64+avx2+fma"))]
+pub fn gelu_forward_in_place(x: &mut [f32]) {
+    let mut xc = x.chunks_exact_mut(BLOCK);
+    for xb in &mut xc {
+        let v: [f32; BLOCK] = (*xb).try_into().expect("chunks_exact gives whole blocks");
+        let s = sigmoid_2u_block(&v);
+        for i in 0..BLOCK {
+            xb[i] = v[i] * s[i];
+        }
+    }
+    let tail = xc.into_remainder();
+    let (_, s) = padded_tail(tail);
+    for (v, &s) in tail.iter_mut().zip(&s) {
+        *v *= s;
+    }
+}
+
 /// `x = gelu(x)` in place, saving `g = gelu'(x)` of the input for the backward pass.
 ///
 /// The values are [`gelu_forward`]'s, and `g * dy` is what [`gelu_backward`] writes over a
@@ -189,7 +207,7 @@ mod tests {
         }
     }
 
-    /// In place with the saved derivative: [`gelu_forward`]'s values, and derivatives whose
+    /// In place, and in place with the saved derivative: [`gelu_forward`]'s values, and derivatives whose
     /// product with `dy` is [`gelu_backward`]'s overwriting result, bit for bit, tail included.
     #[test]
     fn in_place_saving_grad_equals_forward_and_backward() {
@@ -202,7 +220,10 @@ mod tests {
             gelu_backward(&mut dx, &dy, &x, Write::Overwrite);
             let (mut inplace, mut g) = (x.clone(), vec![f32::NAN; n]);
             gelu_forward_in_place_saving_grad(&mut inplace, &mut g);
+            let mut plain = x.clone();
+            gelu_forward_in_place(&mut plain);
             for i in 0..n {
+                assert_eq!(plain[i].to_bits(), y[i].to_bits(), "in place at {i} of {n}");
                 assert_eq!(inplace[i].to_bits(), y[i].to_bits(), "value at {i} of {n}");
                 assert_eq!(
                     (g[i] * dy[i]).to_bits(),

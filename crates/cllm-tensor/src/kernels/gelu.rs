@@ -65,8 +65,12 @@ pub fn gelu_forward_in_place_saving_grad(x: &mut [f32], g: &mut [f32]) {
     for (xb, gb) in (&mut xc).zip(&mut gc) {
         let v: [f32; BLOCK] = (*xb).try_into().expect("chunks_exact gives whole blocks");
         let s = sigmoid_2u_block(&v);
+        // Two loops, not one writing both: on a Zen 3 core 342 against 482 µs over `[768 x
+        // 512]` (`cargo bench -p cllm-tensor --bench main -- gelu`); the same bits either way.
         for i in 0..BLOCK {
             xb[i] = v[i] * s[i];
+        }
+        for i in 0..BLOCK {
             gb[i] = gelu_grad(v[i], s[i]);
         }
     }
@@ -156,8 +160,14 @@ fn backward<const ADD: bool>(dx: &mut [f32], dy: &[f32], x: &[f32]) {
     {
         let xc: &[f32; BLOCK] = xc.try_into().expect("chunks_exact gives whole blocks");
         let s = sigmoid_2u_block(xc);
+        // The derivatives first, then the writes: on a Zen 3 core 341 against 557 µs over
+        // `[768 x 512]` for one loop doing both (as in the forward above); the same bits.
+        let mut g = [0.0f32; BLOCK];
         for i in 0..BLOCK {
-            write(&mut dxc[i], gelu_grad(xc[i], s[i]) * dyc[i]);
+            g[i] = gelu_grad(xc[i], s[i]);
+        }
+        for i in 0..BLOCK {
+            write(&mut dxc[i], g[i] * dyc[i]);
         }
     }
     let (tail, s) = padded_tail(&x[blocks..]);

@@ -217,8 +217,9 @@ mod tests {
         }
     }
 
-    /// In place, and in place with the saved derivative: [`gelu_forward`]'s values, and derivatives whose
-    /// product with `dy` is [`gelu_backward`]'s overwriting result, bit for bit, tail included.
+    /// In place, and in place with the saved derivative: [`gelu_forward`]'s values, and
+    /// derivatives whose product with `dy` is [`gelu_backward`]'s overwriting result, bit for
+    /// bit, tail included.
     #[test]
     fn in_place_saving_grad_equals_forward_and_backward() {
         for n in [BLOCK - 1, 2 * BLOCK, 3 * BLOCK + 5] {

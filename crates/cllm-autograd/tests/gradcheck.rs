@@ -14,7 +14,7 @@
 //! magnitude above both, and a wrong backward (a dropped term, a sign, a transposed GEMM) is off
 //! by O(1) relative, far above them.
 
-use cllm_autograd::{Graph, OpKind, ParamLayout, Tape, Val};
+use cllm_autograd::{Graph, OpKind, ParamId, ParamLayout, Tape, Val};
 
 const EPS: f32 = 1e-2;
 const ATOL: f64 = 2e-3;
@@ -92,6 +92,38 @@ fn no_params() -> (ParamLayout, Vec<f32>) {
     (ParamLayout::new(), Vec::new())
 }
 
+/// A layer `op(x, w, b)` with weight `[out, in]` (drawn from `±scale`) checked twice on `[5,
+/// in]` inputs: with a bias (`names[0]`) and without (`names[1]`).
+fn with_and_without_bias(
+    rng: &mut Lcg,
+    names: [&'static str; 2],
+    [out, inp]: [usize; 2],
+    scale: f32,
+    op: for<'t> fn(&mut Graph<'t>, Val<'t>, ParamId, Option<ParamId>) -> Val<'t>,
+) -> Vec<Case> {
+    let mut l = ParamLayout::new();
+    let (w, b) = (l.push("w", &[out, inp]), l.push("b", &[out]));
+    let p = params(rng, &l, scale, 0.0);
+    let x = input(rng, 5, inp, 1.0);
+    let (l2, p2, x2) = (l.clone(), p.clone(), input(rng, 5, inp, 1.0));
+    vec![
+        case(
+            names[0],
+            l,
+            p,
+            vec![x],
+            Box::new(move |g, v| op(g, v[0], w, Some(b))),
+        ),
+        case(
+            names[1],
+            l2,
+            p2,
+            vec![x2],
+            Box::new(move |g, v| op(g, v[0], w, None)),
+        ),
+    ]
+}
+
 /// The checks for one op kind. Exhaustive on purpose.
 fn cases(kind: OpKind) -> Vec<Case> {
     let mut rng = Lcg(kind as u64 + 17);
@@ -121,29 +153,13 @@ fn cases(kind: OpKind) -> Vec<Case> {
                 ),
             ]
         }
-        OpKind::Linear => {
-            let mut l = ParamLayout::new();
-            let (w, b) = (l.push("w", &[4, 3]), l.push("b", &[4]));
-            let p = params(&mut rng, &l, 1.0, 0.0);
-            let x = input(&mut rng, 5, 3, 1.0);
-            let (l2, p2, x2) = (l.clone(), p.clone(), input(&mut rng, 5, 3, 1.0));
-            vec![
-                case(
-                    "linear+bias",
-                    l,
-                    p,
-                    vec![x],
-                    Box::new(move |g, v| g.linear(v[0], w, Some(b))),
-                ),
-                case(
-                    "linear",
-                    l2,
-                    p2,
-                    vec![x2],
-                    Box::new(move |g, v| g.linear(v[0], w, None)),
-                ),
-            ]
-        }
+        OpKind::Linear => with_and_without_bias(
+            &mut rng,
+            ["linear+bias", "linear"],
+            [4, 3],
+            1.0,
+            |g, x, w, b| g.linear(x, w, b),
+        ),
         OpKind::MatMul => {
             let (l, p) = no_params();
             let (a, b) = (input(&mut rng, 4, 3, 1.0), input(&mut rng, 3, 5, 1.0));
@@ -295,30 +311,14 @@ fn cases(kind: OpKind) -> Vec<Case> {
                 Box::new(|g, v| g.gelu(v[0])),
             )]
         }
-        OpKind::LinearGelu => {
-            let mut l = ParamLayout::new();
-            let (w, b) = (l.push("w", &[6, 4]), l.push("b", &[6]));
-            // Pre-activations spread over GELU's curved part (|z| up to ~3).
-            let p = params(&mut rng, &l, 0.8, 0.0);
-            let x = input(&mut rng, 5, 4, 1.0);
-            let (l2, p2, x2) = (l.clone(), p.clone(), input(&mut rng, 5, 4, 1.0));
-            vec![
-                case(
-                    "linear_gelu+bias",
-                    l,
-                    p,
-                    vec![x],
-                    Box::new(move |g, v| g.linear_gelu(v[0], w, Some(b))),
-                ),
-                case(
-                    "linear_gelu",
-                    l2,
-                    p2,
-                    vec![x2],
-                    Box::new(move |g, v| g.linear_gelu(v[0], w, None)),
-                ),
-            ]
-        }
+        // Pre-activations spread over GELU's curved part (|z| up to ~3).
+        OpKind::LinearGelu => with_and_without_bias(
+            &mut rng,
+            ["linear_gelu+bias", "linear_gelu"],
+            [6, 4],
+            0.8,
+            |g, x, w, b| g.linear_gelu(x, w, b),
+        ),
         OpKind::Attention => {
             let (l, p) = no_params();
             // B = 2, T = 4, C = 6, 2 heads of size 3.

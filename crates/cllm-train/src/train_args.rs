@@ -112,7 +112,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Workers that compute forward and backward (default: the smallest of --threads, the
-    /// number of cores and --batch-size). Splitting a step over more compute threads than cores
+    /// number of cores and --batch-size; at most --threads and --batch-size). Splitting a step over more compute threads than cores
     /// only adds time-slicing and shrinks each worker's matrices; the other workers still take
     /// part in the gradient reduction and the optimizer, and sleep while the others compute.
     #[arg(long, value_name = "N")]

@@ -343,21 +343,41 @@ fn settle_parallelism(cfg: &mut RunConfig, req: &Request, resumed: bool) -> Resu
     }
     .validate()?;
     cfg.pin = req.train.pin;
-    if req.train.compute_workers == Some(0) {
-        return Err("--compute-workers must be at least 1".into());
-    }
-    cfg.compute_workers = req
-        .train
-        .compute_workers
-        .unwrap_or_else(|| {
-            crate::engine::default_compute_workers(cfg.threads, cores, cfg.hyper.batch_size)
-        })
-        .clamp(1, cfg.threads.max(1));
+    cfg.compute_workers = match req.train.compute_workers {
+        Some(n) => {
+            check_compute_workers(n, cfg.threads, cfg.hyper.batch_size)?;
+            n
+        }
+        None => crate::engine::default_compute_workers(cfg.threads, cores, cfg.hyper.batch_size)
+            .clamp(1, cfg.threads.max(1)),
+    };
     if req.train.micro_batch == Some(0) {
         return Err("--micro-batch must be at least 1".into());
     }
     // A fresh config has none; a resumed run keeps its own unless told otherwise.
     cfg.micro_batch = req.train.micro_batch.or(cfg.micro_batch);
+    Ok(())
+}
+
+/// An explicit `--compute-workers n` that cannot be honoured is refused rather than quietly
+/// lowered: the computing workers are some of the `threads` workers, and each needs at least
+/// one of the `batch` sequences of a step.
+fn check_compute_workers(n: usize, threads: usize, batch: usize) -> Result<(), String> {
+    if n == 0 {
+        return Err("--compute-workers must be at least 1".into());
+    }
+    if n > threads {
+        return Err(format!(
+            "--compute-workers {n} is more than the {threads} worker threads (--threads): \
+             the computing workers are some of them"
+        ));
+    }
+    if n > batch {
+        return Err(format!(
+            "--compute-workers {n} is more than the {batch} sequences of a step (--batch-size): \
+             each computing worker needs at least one"
+        ));
+    }
     Ok(())
 }
 

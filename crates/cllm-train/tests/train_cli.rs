@@ -741,6 +741,21 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
             &["--compute-workers", "0"],
             "--compute-workers must be at least 1",
         ),
+        (
+            &["--compute-workers", "3", "--threads", "2"],
+            "--compute-workers 3 is more than the 2 worker threads",
+        ),
+        (
+            &[
+                "--compute-workers",
+                "5",
+                "--threads",
+                "8",
+                "--batch-size",
+                "4",
+            ],
+            "--compute-workers 5 is more than the 4 sequences of a step",
+        ),
         // A negative number is read as the flag's value (not as an unknown flag, with clap's
         // advice to write `-- -1`, which would make it the corpus path).
         (

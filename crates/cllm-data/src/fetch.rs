@@ -96,7 +96,8 @@ impl DataDirs {
 /// Errors are returned as one-line reasons.
 pub fn download(url: &str, dest: &Path, expected: Option<&Expected>) -> Result<(), String> {
     let parent = dest.parent().ok_or("destination has no parent directory")?;
-    eprintln!("downloading {url} -> {}", dest.display());
+    // Not `eprintln!`, which panics when stderr is a closed pipe.
+    let _ = writeln!(std::io::stderr(), "downloading {url} -> {}", dest.display());
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(15))
         .timeout_read(Duration::from_secs(60))

@@ -108,13 +108,8 @@ pub fn run(args: &GenerateArgs, out: &mut impl Write) -> Result<usize, String> {
     let mut decoder = Generator::new(&gpt, &ck.weights);
     let mut sampler = Sampler::default();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let w = |out: &mut dyn Write, s: &str| {
-        out.write_all(s.as_bytes())
-            .and_then(|_| out.flush())
-            .map_err(|e| format!("writing output: {e}"))
-    };
-    if !args.prompt.is_empty() {
-        w(out, &args.prompt)?;
+    if !args.prompt.is_empty() && !emit(out, &args.prompt)? {
+        return Ok(0);
     }
     for &t in &prompt[..prompt.len() - 1] {
         decoder.feed(t);
@@ -132,21 +127,37 @@ pub fn run(args: &GenerateArgs, out: &mut impl Write) -> Result<usize, String> {
         let text = tokenizer.decode(&generated);
         let complete = text.trim_end_matches('\u{FFFD}');
         if complete.len() > printed && text.is_char_boundary(printed) {
-            w(out, &complete[printed..])?;
+            if !emit(out, &complete[printed..])? {
+                return Ok(generated.len());
+            }
             printed = complete.len();
         }
     }
     let text = tokenizer.decode(&generated);
-    if text.len() > printed && text.is_char_boundary(printed) {
-        w(out, &text[printed..])?;
+    let rest = if text.len() > printed && text.is_char_boundary(printed) {
+        &text[printed..]
+    } else {
+        ""
+    };
+    if !emit(out, &format!("{rest}\n"))? {
+        return Ok(generated.len());
     }
-    w(out, "\n")?;
     let secs = started.elapsed().as_secs_f64();
-    eprintln!(
+    crate::say!(
         "generated {} tokens in {secs:.2} s ({:.0} tokens/s) from {}",
         generated.len(),
         generated.len() as f64 / secs.max(1e-9),
         ckpt_path.display()
     );
     Ok(generated.len())
+}
+
+/// Writes `s` to the output and flushes it. `Ok(false)`: the reader has gone away (a closed
+/// pipe, `cllm-generate ... | head`), which ends generation quietly, as `yes | head` ends `yes`.
+fn emit(out: &mut dyn Write, s: &str) -> Result<bool, String> {
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(format!("writing output: {e}")),
+    }
 }

@@ -7,6 +7,7 @@
 pub mod batches;
 pub mod builtin_corpus;
 pub mod config;
+pub mod console;
 pub mod data_args;
 pub mod engine;
 pub mod generate_cmd;

@@ -54,17 +54,16 @@ pub fn run(data: &DataArgs, path: Option<&PathBuf>, out: Out) -> Result<(), Stri
         Out::Claim(base) => crate::run_dir::claim(&base)?,
     };
     prepared.write_run_files(&out).map_err(|e| e.to_string())?;
-    println!("{}", prepared.summary.human());
+    crate::console::stdout(&format!("{}\n", prepared.summary.human()))?;
     let how = if prepared.reused {
         "reused earlier preparation"
     } else {
         "prepared"
     };
-    println!(
-        "{how} in {:.2} s: {}\nsummary: {}",
+    crate::console::stdout(&format!(
+        "{how} in {:.2} s: {}\nsummary: {}\n",
         started.elapsed().as_secs_f64(),
         prepared.dir.display(),
         out.join("dataset.json").display()
-    );
-    Ok(())
+    ))
 }

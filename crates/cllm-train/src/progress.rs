@@ -60,7 +60,7 @@ impl PhaseLog {
             !std::io::stderr().is_terminal(),
             prefix,
             quiet_for,
-            |line| eprintln!("{line}"),
+            |line| crate::say!("{line}"),
         )
     }
 

@@ -70,14 +70,15 @@ pub fn lock(dir: &Path) -> Result<RunLock, String> {
     }
 }
 
-/// What `dir` already holds of a training run (`config.json`, `metrics.jsonl`, checkpoints), in
-/// words, or `None` if it holds none of them (absent, empty, or only a `--prepare-only` summary).
+/// What `dir` already holds of a training run (metrics, checkpoints), in words, or `None` if it
+/// holds nothing a new run could lose: absent, empty, only a `--prepare-only` summary, or a run
+/// stopped before its first step (Ctrl-C, or a closed stderr, during start-up), which leaves
+/// `config.json` and an empty `metrics.jsonl` and cannot be resumed.
 pub fn existing_run(dir: &Path) -> Option<String> {
     let mut found = Vec::new();
-    for file in ["config.json", "metrics.jsonl"] {
-        if dir.join(file).exists() {
-            found.push(file.to_string());
-        }
+    let metrics = dir.join("metrics.jsonl");
+    if std::fs::metadata(&metrics).is_ok_and(|m| m.len() > 0) {
+        found.push("metrics.jsonl".to_string());
     }
     let checkpoints = std::fs::read_dir(dir.join("checkpoints")).map_or(0, |d| d.count());
     if checkpoints > 0 {
@@ -203,6 +204,16 @@ mod tests {
             check_writable(&dir, None).is_ok(),
             "a --prepare-only summary is no run"
         );
+        std::fs::write(dir.join("config.json"), "{}").unwrap();
+        std::fs::write(dir.join("metrics.jsonl"), "").unwrap();
+        assert!(
+            check_writable(&dir, None).is_ok(),
+            "a run stopped before its first step has nothing to lose"
+        );
+        std::fs::write(dir.join("metrics.jsonl"), "{\"step\":1}\n").unwrap();
+        let e = check_writable(&dir, None).unwrap_err();
+        assert!(e.contains("already holds a run (metrics.jsonl)"), "{e}");
+        std::fs::write(dir.join("metrics.jsonl"), "").unwrap();
         std::fs::create_dir(dir.join("checkpoints/step-00000010")).unwrap();
         let e = check_writable(&dir, None).unwrap_err();
         assert!(

@@ -4,10 +4,16 @@
 //! the process exits 0) and a second one exits at once
 //! with status 130. Before training starts (data preparation, set-up) there is nothing to save,
 //! so the signal exits at once with status 130; a half-built data preparation lives in a
-//! temporary directory that the next preparation of the same corpus removes.
+//! temporary directory that the next preparation of the same corpus removes. A closed stderr
+//! ([`crate::console`]) counts as one such signal, silently.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::say;
+
+/// The flag [`StopFlag::install`] returned, for [`output_closed`].
+static INSTALLED: OnceLock<StopFlag> = OnceLock::new();
 
 /// Set by the handler, read by the training loop after each step and between evaluation batches.
 #[derive(Clone, Debug)]
@@ -25,22 +31,25 @@ impl StopFlag {
         let (handler_flag, armed) = (flag.requested.clone(), flag.armed.clone());
         let installed = ctrlc::set_handler(move || {
             if !armed.load(Ordering::SeqCst) {
-                eprintln!(
+                say!(
                     "\nstop requested (Ctrl-C or SIGTERM) before training started: exiting (nothing to checkpoint yet)"
                 );
                 std::process::exit(130);
             }
             if handler_flag.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond stop request: exiting without a checkpoint");
+                say!("\nsecond stop request: exiting without a checkpoint");
                 std::process::exit(130);
             }
-            eprintln!(
+            say!(
                 "\nstop requested (Ctrl-C or SIGTERM): finishing this step and writing a checkpoint (Ctrl-C again to exit now)"
             );
         });
         if let Err(e) = installed {
-            eprintln!("warning: Ctrl-C or SIGTERM will stop training without a checkpoint ({e})");
+            say!("warning: Ctrl-C or SIGTERM will stop training without a checkpoint ({e})");
         }
+        // The first flag installed is the one the signal handler sets (`ctrlc` refuses a
+        // second handler), so it is the one a closed stderr sets too.
+        let _ = INSTALLED.set(flag.clone());
         flag
     }
 
@@ -66,4 +75,17 @@ impl StopFlag {
     pub fn requested(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
     }
+}
+
+/// Stderr is gone ([`crate::console`]): the installed flag, if any, is handled as a signal is,
+/// without the messages (nobody can read them): before training, exit at once with status 130;
+/// during it, stop after the current step with a checkpoint.
+pub(crate) fn output_closed() {
+    let Some(flag) = INSTALLED.get() else {
+        return;
+    };
+    if !flag.armed.load(Ordering::SeqCst) {
+        std::process::exit(130);
+    }
+    flag.request();
 }

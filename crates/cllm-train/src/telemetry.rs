@@ -32,7 +32,8 @@ pub fn init(log_level: Option<&str>, trace: Option<&Path>) -> Result<TelemetryGu
     }
     let filter = EnvFilter::try_new(&directive).map_err(|e| format!("{source}{directive}: {e}"))?;
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::console::Stderr)
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_filter(filter);

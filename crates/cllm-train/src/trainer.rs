@@ -18,6 +18,7 @@ use crate::memory_check;
 use crate::metrics::{EvalLine, MetricsWriter, PhaseMs, RssSampler, StepLine};
 use crate::prepare_cmd::prepare_corpus;
 use crate::run_stats::{HEAP_GROWTH_WARNING, RunStats};
+use crate::say;
 use crate::signal::StopFlag;
 use crate::train_args::TrainArgs;
 use crate::{progress, run_dir};
@@ -204,7 +205,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     settle_parallelism(&mut cfg, &req, resume.is_some())?;
     cfg.matmul_precision.apply()?;
     if let Some(warning) = cfg.matmul_precision.speed_warning() {
-        eprintln!("{warning}");
+        say!("{warning}");
     }
 
     // The data.
@@ -213,7 +214,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         cfg.data_path.as_ref(),
         cfg.model.seq_len as u64 + 1,
     )?;
-    eprintln!(
+    say!(
         "data: {} ({})",
         prepared.summary.one_line(),
         if prepared.reused {
@@ -290,7 +291,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     let (_lock, metrics) = open_run_dir(&run_dir, &cfg, &prepared, start_step)?;
     announce(&cfg, &engine);
     if start_step > 0 {
-        eprintln!("resuming at step {start_step} of {}", cfg.hyper.max_steps);
+        say!("resuming at step {start_step} of {}", cfg.hyper.max_steps);
     }
     let mut trainer = Trainer::new(cfg, run_dir, &prepared, engine, metrics)?;
     // The checkpoint resumed from is the last good one until a newer is written (what a
@@ -404,7 +405,7 @@ fn open_run_dir(
 
 /// The start-up lines: the model, the lattice's shape and placement, the memory breakdown.
 fn announce(cfg: &RunConfig, engine: &LatticeEngine) {
-    eprintln!(
+    say!(
         "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens{}; \
          seed {} on the {} random stream{}",
         cfg.preset,
@@ -431,19 +432,21 @@ fn announce(cfg: &RunConfig, engine: &LatticeEngine) {
         (true, Some(p)) => format!(", pinned in {p}"),
         (true, None) => ", not pinned (this platform lists no CPUs)".to_string(),
     };
-    eprintln!("lattice: Node Zero + {}{pinned}", engine.topology());
+    say!("lattice: Node Zero + {}{pinned}", engine.topology());
     let mem = engine.memory();
     let pages = if crate::huge_pages::enabled() {
         "buffers of 2 MiB or more in transparent huge pages where the kernel has them"
     } else {
         "huge pages off (CLLM_HUGE_PAGES=0)"
     };
-    eprintln!("{mem}; {pages}");
+    say!("{mem}; {pages}");
     if mem.computing_workers < mem.workers {
-        eprintln!(
+        say!(
             "{} of {} workers compute (at most one per core and per sequence; --compute-workers changes it); \
              all {} reduce and update their segment",
-            mem.computing_workers, mem.workers, mem.workers
+            mem.computing_workers,
+            mem.workers,
+            mem.workers
         );
     }
 }
@@ -487,7 +490,7 @@ fn evaluate_only(
     }
     drop(log);
     pb.finish_and_clear();
-    println!("{}", serde_json::Value::Object(report));
+    crate::console::stdout(&format!("{}\n", serde_json::Value::Object(report)))?;
     Ok(Outcome {
         run_dir,
         step,
@@ -702,7 +705,7 @@ impl Trainer {
                 || (by_time && logged.elapsed() >= LOG_AT_LEAST)
             {
                 logged = Instant::now();
-                eprintln!(
+                say!(
                     "step {done}/{}: loss {:.4}, lr {lr:.2e}, {:.1} ms/step",
                     h.max_steps,
                     out.loss,
@@ -750,7 +753,7 @@ impl Trainer {
     fn stop_here(&mut self, done: u64, pb: &indicatif::ProgressBar) -> Result<(), String> {
         self.checkpoint(done)?;
         pb.finish_and_clear();
-        eprintln!(
+        say!(
             "stopped at step {done} of {}; checkpoint {}\nresume with: {} --resume {}",
             self.cfg.hyper.max_steps,
             self.last_checkpoint
@@ -789,9 +792,7 @@ impl Trainer {
                 if stop.requested() {
                     pb.set_message("");
                     pb.suspend(|| {
-                        eprintln!(
-                            "evaluation at step {step} stopped (stop requested): not recorded"
-                        )
+                        say!("evaluation at step {step} stopped (stop requested): not recorded")
                     });
                     return Ok(());
                 }
@@ -823,7 +824,7 @@ impl Trainer {
         }
         self.metrics.flush()?;
         if !report.is_empty() {
-            pb.suspend(|| eprintln!("step {step}: {}", report.join(", ")));
+            pb.suspend(|| say!("step {step}: {}", report.join(", ")));
         }
         Ok(())
     }
@@ -893,7 +894,7 @@ impl Trainer {
 
     fn summary(&self, start: u64, stats: &RunStats, secs: f64, tokens_per_step: f64) {
         let median = stats.median_ms();
-        eprintln!(
+        say!(
             "trained steps {start}..{} in {secs:.1} s on {} worker thread{}: median {median:.2} ms/step, {:.0} tokens/s; last val loss {}",
             self.cfg.hyper.max_steps,
             self.cfg.threads,
@@ -907,11 +908,11 @@ impl Trainer {
                 .map_or_else(|| "n/a".into(), |v| format!("{v:.4}"))
         );
         if !stats.is_empty() {
-            eprintln!("{}", stats.phase_summary());
+            say!("{}", stats.phase_summary());
         }
         if let Some(g) = stats.heap_growth() {
             if g > HEAP_GROWTH_WARNING {
-                eprintln!(
+                say!(
                     "warning: the live heap grew {g:.1}% from the first tenth of the run to the last (more than \
                      {HEAP_GROWTH_WARNING}%): a leak? see heap_bytes in metrics.jsonl"
                 );
@@ -919,7 +920,7 @@ impl Trainer {
                 tracing::info!(growth_percent = g, "live heap stable over the run");
             }
         }
-        eprintln!(
+        say!(
             "run directory: {} (config.json, metrics.jsonl, checkpoints/)\nsample from it: {} {} --prompt \"...\"",
             self.run_dir.display(),
             crate::sibling::command("cllm-generate"),

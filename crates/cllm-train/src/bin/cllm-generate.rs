@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cllm_train::generate_cmd::{self, GenerateArgs};
+use cllm_train::say;
 
 /// Generate text with a model trained by cllm-train.
 ///
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
     match generate_cmd::run(&cli.args, &mut stdout) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -9,7 +9,7 @@ use clap::Parser;
 use cllm_train::data_args::DataArgs;
 use cllm_train::signal::StopFlag;
 use cllm_train::train_args::TrainArgs;
-use cllm_train::{config, heap, prepare_cmd, run_dir, telemetry, trainer};
+use cllm_train::{config, console, heap, prepare_cmd, run_dir, say, telemetry, trainer};
 
 /// Train GPT language models on CPUs.
 ///
@@ -62,8 +62,7 @@ struct Cli {
 
 fn run(cli: Cli) -> Result<(), String> {
     if cli.train.list_presets {
-        print!("{}", config::presets_table());
-        return Ok(());
+        return console::stdout(&config::presets_table());
     }
     if cli.prepare_only {
         let label = match (&cli.path, &cli.data.dataset) {
@@ -107,7 +106,7 @@ fn main() -> ExitCode {
     let telemetry = match telemetry::init(cli.log_level.as_deref(), cli.trace.as_deref()) {
         Ok(guard) => guard,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -116,16 +115,16 @@ fn main() -> ExitCode {
     let result = run(cli);
     drop(telemetry); // flushes the trace file
     if let (Some(path), true) = (trace, result.is_ok()) {
-        eprintln!("trace written to {}", path.display());
+        say!("trace written to {}", path.display());
     }
     if training && result.is_ok() {
         // Everything the run allocated has been dropped by now.
-        eprintln!("live heap after teardown: {} bytes", heap::live_bytes());
+        say!("live heap after teardown: {} bytes", heap::live_bytes());
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             ExitCode::FAILURE
         }
     }

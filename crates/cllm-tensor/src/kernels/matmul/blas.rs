@@ -97,6 +97,7 @@ pub fn reexec_with_openblas_env() {
     let Some(missing) = missing_env() else { return };
     #[cfg(unix)]
     {
+        use std::io::Write;
         use std::os::unix::process::CommandExt;
         let Ok(exe) = std::env::current_exe() else {
             return;
@@ -107,7 +108,11 @@ pub fn reexec_with_openblas_env() {
             cmd.env(k, v);
         }
         let err = cmd.exec();
-        eprintln!("warning: could not re-execute with the OpenBLAS environment set: {err}");
+        // Not `eprintln!`, which panics when stderr is a closed pipe.
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: could not re-execute with the OpenBLAS environment set: {err}"
+        );
     }
     #[cfg(not(unix))]
     {

@@ -96,16 +96,35 @@ pub fn file_in_the_way(dir: &Path) -> Option<&Path> {
         .filter(|a| !a.is_dir())
 }
 
-/// Refuses a `dir` that cannot be created because a file stands where a directory must go:
-/// found before the data is prepared rather than after.
+/// Refuses a `dir` that cannot be created or written, found before the data is prepared (which
+/// can take minutes) rather than after: a file stands where a directory must go, or `dir` (or
+/// its nearest existing ancestor) does not take a new entry (a read-only file system, no
+/// permission), which creating and removing an empty probe directory there finds out.
 pub fn check_creatable(dir: &Path) -> Result<(), String> {
-    match file_in_the_way(dir) {
-        Some(file) => Err(format!(
+    if let Some(file) = file_in_the_way(dir) {
+        return Err(format!(
             "run directory {}: {} is a file, not a directory",
             dir.display(),
             file.display()
+        ));
+    }
+    let base = dir
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("."));
+    let probe = base.join(format!(".cllm-write-probe-{}", std::process::id()));
+    match std::fs::create_dir(&probe) {
+        Ok(()) => {
+            let _ = std::fs::remove_dir(&probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!(
+            "run directory {}: cannot write in {}: {e}",
+            dir.display(),
+            base.display()
         )),
-        None => Ok(()),
     }
 }
 
@@ -227,6 +246,28 @@ mod tests {
         assert!(
             check_writable(&dir, Some(tmp.path())).is_err(),
             "another run"
+        );
+    }
+
+    /// sysfs takes no new directory, not even from root (file permissions would not stop the
+    /// root user that tests may run as).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_directory_that_cannot_be_written_is_refused_before_anything_runs() {
+        if !Path::new("/sys/kernel").is_dir() {
+            return; // no sysfs here
+        }
+        let e = check_creatable(Path::new("/sys/cllm-run/sub")).unwrap_err();
+        assert!(
+            e.contains("run directory /sys/cllm-run/sub: cannot write in /sys"),
+            "{e}"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        check_creatable(&tmp.path().join("a/b")).unwrap();
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "the probe is removed and nothing is created"
         );
     }
 

@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -78,38 +78,39 @@ fn wait(mut child: Child) -> ExitStatus {
     }
 }
 
-#[test]
-fn training_whose_stderr_closes_checkpoints_and_exits_zero() {
+/// A long run in a fresh directory whose stderr is closed after the line starting `prefix`:
+/// the directory, the run's path in it, and how the run ended.
+fn closed_after(prefix: &str) -> (tempfile::TempDir, PathBuf, ExitStatus) {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let mut child = train(tmp.path(), &run, "1000000");
-    close_stderr_after(&mut child, "step 2/");
+    close_stderr_after(&mut child, prefix);
     let status = wait(child);
+    (tmp, run, status)
+}
+
+#[test]
+fn training_whose_stderr_closes_checkpoints_and_exits_zero() {
+    let (tmp, run, status) = closed_after("step 2/");
     assert_eq!(status.code(), Some(0), "{status}");
     let ck = cllm_model::checkpoint::latest(&run.join("checkpoints")).expect("a checkpoint");
     let step = cllm_model::checkpoint::load(&ck).unwrap().state.step;
     assert!(step >= 2, "checkpoint at step {step}");
     // And it resumes from there.
-    let out = Command::new(env!("CARGO_BIN_EXE_cllm-train"))
-        .args(["--cache-dir", tmp.path().join("cache").to_str().unwrap()])
-        .args(["--resume", run.to_str().unwrap()])
-        .args(["--max-steps", &(step + 2).to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    finish(
+        Command::new(env!("CARGO_BIN_EXE_cllm-train"))
+            .args(["--cache-dir", tmp.path().join("cache").to_str().unwrap()])
+            .args(["--resume", run.to_str().unwrap()])
+            .args(["--max-steps", &(step + 2).to_string()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
     );
 }
 
 #[test]
 fn training_whose_stderr_closes_during_start_up_leaves_the_directory_reusable() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    let mut child = train(tmp.path(), &run, "1000000");
-    close_stderr_after(&mut child, "data:");
-    let status = wait(child);
+    let (tmp, run, status) = closed_after("data:");
     assert_eq!(status.code(), Some(130), "{status}");
     // Nothing was trained, so a new run may take the directory.
     let err = finish(train(tmp.path(), &run, "3"));

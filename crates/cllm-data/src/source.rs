@@ -30,6 +30,9 @@ pub enum SkipReason {
     SymlinkLoop,
     /// Could not be opened or read.
     Unreadable,
+    /// Not a regular file: a named pipe, socket or device, which may never end or may block
+    /// on open, and whose size and time say nothing about its content; never opened.
+    NotRegular,
 }
 
 impl fmt::Display for SkipReason {
@@ -44,6 +47,7 @@ impl fmt::Display for SkipReason {
             SkipReason::Hidden => "hidden",
             SkipReason::SymlinkLoop => "symlink loop",
             SkipReason::Unreadable => "unreadable",
+            SkipReason::NotRegular => "not a regular file",
         })
     }
 }

@@ -57,14 +57,47 @@ pub fn candidate(path: &Path) -> std::io::Result<Candidate> {
     })
 }
 
+/// Names a file type that is neither a regular file nor a directory, for error messages.
+fn special_kind(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a named pipe";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+    }
+    let _ = file_type;
+    "a special file"
+}
+
 /// Lists the files under `root` (or `root` itself if it is a file).
 ///
+/// Entries that are neither regular files nor directories (named pipes, sockets, devices) are
+/// skipped as [`SkipReason::NotRegular`], never opened.
+///
 /// # Errors
-/// If `root` does not exist or cannot be read.
+/// If `root` does not exist or cannot be read, or is itself such a special file.
 pub fn walk(root: &Path) -> Result<Walk> {
     let meta =
         std::fs::metadata(root).map_err(|e| DataError::io(root, "opening corpus path", e))?;
     let mut out = Walk::default();
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(DataError::Corpus(format!(
+            "{}: {}, not a regular file or directory: corpus text must be in files (save a \
+             stream to a file first)",
+            root.display(),
+            special_kind(&meta.file_type())
+        )));
+    }
     if meta.is_file() {
         out.candidates
             .push(candidate(root).map_err(|e| DataError::io(root, "reading metadata of", e))?);
@@ -98,7 +131,11 @@ pub fn walk(root: &Path) -> Result<Walk> {
                         .push((e.path().to_path_buf(), SkipReason::Unreadable)),
                 }
             }
-            Ok(_) => {} // directories (and other non-files) are only traversed
+            Ok(e) if e.file_type().is_dir() => {} // directories are only traversed
+            // Pipes, sockets and devices: opening one may block and reading may never end.
+            Ok(e) => out
+                .skipped
+                .push((e.path().to_path_buf(), SkipReason::NotRegular)),
             Err(err) => {
                 let path = err
                     .path()

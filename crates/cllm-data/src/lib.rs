@@ -48,8 +48,8 @@ pub mod walk;
 pub use error::{DataError, MissingFile, Result};
 pub use fetch::DataDirs;
 pub use prepare::{
-    DEFAULT_BPE_VOCAB, DEFAULT_MAX_FILE_BYTES, DOC_SEPARATOR, PrepareOptions, Prepared, Source,
-    Split, TRAIN_FRACTION, default_cache_dir, prepare, write_atomic,
+    DEFAULT_BPE_VOCAB, DOC_SEPARATOR, PrepareOptions, Prepared, Source, Split, TRAIN_FRACTION,
+    default_cache_dir, prepare, write_atomic,
 };
 pub use registry::Format;
 pub use sampler::{Batch, BatchSampler, worker_share};

@@ -7,11 +7,12 @@
 //! renamed into place only when complete, so a failure leaves nothing half-written (`cache.rs`:
 //! the build-and-rename, the per-preparation lock, reuse; `encoder.rs`: the parallel encoder).
 //!
-//! Memory: one source file at a time is in memory (at most [`PrepareOptions::max_file_bytes`],
-//! 64 MiB by default; a SQuAD file needs about three times its size while parsed), plus
-//! I/O buffers of a few MiB and the tokenizer (a BPE trainer sees at most [`BPE_TRAIN_BYTES`]
-//! of text, which bounds its statistics). The corpus as a whole is never held in memory: documents go to a spill file and are read back in
-//! [`crate::spill::CHUNK_BYTES`] pieces.
+//! Memory: a text file is streamed in pieces of at most [`crate::source::STREAM_CHUNK`] bytes,
+//! whatever its size; a dataset file (checksummed whole) or a SQuAD file (about three times its
+//! size while parsed) is read whole, one at a time. Besides: I/O buffers of a few MiB and the
+//! tokenizer (a BPE trainer sees at most [`BPE_TRAIN_BYTES`] of text, which bounds its
+//! statistics). The corpus as a whole is never held in memory: documents go to a spill file
+//! and are read back in [`crate::spill::CHUNK_BYTES`] pieces.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -40,8 +41,6 @@ pub const DOC_SEPARATOR: &str = "\n\n";
 pub const TRAIN_FRACTION: f64 = 0.9;
 /// Default BPE vocabulary when neither the dataset nor the user gives one.
 pub const DEFAULT_BPE_VOCAB: usize = 2048;
-/// Default size limit per source file.
-pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 20;
 /// At most this much text (a sample spread over the corpus) trains a BPE tokenizer, which
 /// bounds the trainer's time and memory whatever the corpus size. The whole corpus is encoded.
 pub const BPE_TRAIN_BYTES: u64 = 32 << 20;
@@ -77,8 +76,9 @@ pub struct PrepareOptions {
     pub vocab_size: Option<usize>,
     /// Root of the prepared-data cache.
     pub cache_dir: PathBuf,
-    /// Source files larger than this are skipped.
-    pub max_file_bytes: u64,
+    /// Source files larger than this are skipped; `None`: no limit. Text files are streamed
+    /// (memory does not grow with their size); a SQuAD file is parsed whole in memory.
+    pub max_file_bytes: Option<u64>,
     /// Whether missing dataset files may be downloaded.
     pub allow_download: bool,
     /// Each split must hold at least this many tokens (one sequence plus its target).
@@ -95,7 +95,7 @@ impl PrepareOptions {
             format: None,
             vocab_size: None,
             cache_dir: default_cache_dir(),
-            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_file_bytes: None,
             allow_download: true,
             min_tokens: 2,
         }
@@ -259,7 +259,7 @@ impl Plan {
             0
         };
         let id = format!(
-            "v{PREPARED_VERSION}|{}|{}|{vocab}|{}|{TRAIN_FRACTION}|{DOC_SEPARATOR:?}|{BPE_TRAIN_BYTES}",
+            "v{PREPARED_VERSION}|{}|{}|{vocab}|{:?}|{TRAIN_FRACTION}|{DOC_SEPARATOR:?}|{BPE_TRAIN_BYTES}",
             self.identity, self.tokenizer, opts.max_file_bytes
         );
         sha256_hex(id.as_bytes())[..16].to_string()
@@ -410,6 +410,7 @@ pub fn prepare(opts: &PrepareOptions, progress: &mut dyn FnMut(&str)) -> Result<
 }
 
 /// Running tallies of the read phase.
+#[derive(Default)]
 struct Tally {
     files_seen: u64,
     files_loaded: u64,
@@ -418,25 +419,8 @@ struct Tally {
     examples: Vec<SkippedFile>,
     inputs: Vec<InputFile>,
     squad: Option<SquadStats>,
-    /// Characters seen, for a char tokenizer: ASCII in a table, the rest in a set.
-    ascii: [bool; 128],
-    other_chars: BTreeSet<char>,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Tally {
-            files_seen: 0,
-            files_loaded: 0,
-            bytes_loaded: 0,
-            skipped: BTreeMap::new(),
-            examples: Vec::new(),
-            inputs: Vec::new(),
-            squad: None,
-            ascii: [false; 128],
-            other_chars: BTreeSet::new(),
-        }
-    }
+    /// Characters of the accepted documents, for a char tokenizer.
+    chars: CharSet,
 }
 
 impl Tally {
@@ -447,22 +431,57 @@ impl Tally {
         }
     }
 
-    fn see_chars(&mut self, text: &str) {
+    /// Records a source file whose text became documents.
+    fn loaded(&mut self, path: String, bytes: u64, sha256: String) {
+        self.files_loaded += 1;
+        self.bytes_loaded += bytes;
+        self.inputs.push(InputFile {
+            path,
+            bytes,
+            sha256,
+        });
+    }
+}
+
+/// A set of characters: ASCII in a table, the rest in a sorted set.
+struct CharSet {
+    ascii: [bool; 128],
+    other: BTreeSet<char>,
+}
+
+impl Default for CharSet {
+    fn default() -> Self {
+        CharSet {
+            ascii: [false; 128],
+            other: BTreeSet::new(),
+        }
+    }
+}
+
+impl CharSet {
+    fn see(&mut self, text: &str) {
         for c in text.chars() {
             match self.ascii.get_mut(c as usize) {
                 Some(seen) => *seen = true,
                 None => {
-                    self.other_chars.insert(c);
+                    self.other.insert(c);
                 }
             }
         }
     }
 
-    fn chars(&self) -> impl Iterator<Item = char> + '_ {
+    fn merge(&mut self, other: &CharSet) {
+        for (mine, theirs) in self.ascii.iter_mut().zip(other.ascii) {
+            *mine |= theirs;
+        }
+        self.other.extend(other.other.iter().copied());
+    }
+
+    fn iter(&self) -> impl Iterator<Item = char> + '_ {
         let ascii = (0u8..128)
             .filter(|&b| self.ascii[b as usize])
             .map(char::from);
-        ascii.chain(self.other_chars.iter().copied())
+        ascii.chain(self.other.iter().copied())
     }
 }
 
@@ -477,7 +496,7 @@ fn squad_file(
 ) -> Result<()> {
     let stats = squad::documents(path, &loaded.text, |doc| {
         if want_chars {
-            tally.see_chars(doc);
+            tally.chars.see(doc);
         }
         spill.push(doc, split)
     })?;
@@ -485,13 +504,7 @@ fn squad_file(
         .squad
         .get_or_insert_with(SquadStats::default)
         .add(stats);
-    tally.files_loaded += 1;
-    tally.bytes_loaded += loaded.bytes;
-    tally.inputs.push(InputFile {
-        path: path.display().to_string(),
-        bytes: loaded.bytes,
-        sha256: loaded.sha256,
-    });
+    tally.loaded(path.display().to_string(), loaded.bytes, loaded.sha256);
     Ok(())
 }
 
@@ -516,15 +529,9 @@ fn build(
                   loaded: Loaded,
                   split|
      -> Result<()> {
-        tally.files_loaded += 1;
-        tally.bytes_loaded += loaded.bytes;
-        tally.inputs.push(InputFile {
-            path: name,
-            bytes: loaded.bytes,
-            sha256: loaded.sha256,
-        });
+        tally.loaded(name, loaded.bytes, loaded.sha256);
         if want_chars {
-            tally.see_chars(&loaded.text);
+            tally.chars.see(&loaded.text);
         }
         spill.push(&loaded.text, split)
     };
@@ -578,18 +585,31 @@ fn build(
                     progress(&format!("reading files: {i}/{n}"));
                 }
                 tally.files_seen += 1;
-                match (
-                    reader.read(&c.path, c.bytes, opts.max_file_bytes),
-                    plan.format,
-                ) {
-                    (Ok(loaded), Format::Text) => accept(
-                        &mut tally,
-                        &mut spill,
-                        c.path.display().to_string(),
-                        loaded,
-                        DocSplit::Auto,
-                    )?,
-                    (Ok(loaded), Format::SquadV1) => squad_file(
+                let max_bytes = opts.max_file_bytes.unwrap_or(u64::MAX);
+                if plan.format == Format::Text {
+                    // Streamed: a text file of any size costs one piece of memory.
+                    let mut chars = CharSet::default();
+                    let streamed = reader.stream(&c.path, c.bytes, max_bytes, &mut |text| {
+                        if want_chars {
+                            chars.see(text);
+                        }
+                        spill.append(text)
+                    })?;
+                    match streamed {
+                        Ok(file) => {
+                            spill.commit(DocSplit::Auto);
+                            tally.chars.merge(&chars);
+                            tally.loaded(c.path.display().to_string(), file.bytes, file.sha256);
+                        }
+                        Err(reason) => {
+                            spill.discard()?;
+                            tally.skip(c.path.clone(), reason);
+                        }
+                    }
+                    continue;
+                }
+                match reader.read(&c.path, c.bytes, max_bytes) {
+                    Ok(loaded) => squad_file(
                         &mut tally,
                         &mut spill,
                         &c.path,
@@ -597,7 +617,7 @@ fn build(
                         DocSplit::Auto,
                         want_chars,
                     )?,
-                    (Err(reason), _) => tally.skip(c.path.clone(), reason),
+                    Err(reason) => tally.skip(c.path.clone(), reason),
                 }
             }
         }
@@ -641,9 +661,9 @@ fn build(
     let tokenizer = match plan.tokenizer {
         TokenizerKind::Char => {
             if documents > 1 {
-                tally.see_chars(DOC_SEPARATOR);
+                tally.chars.see(DOC_SEPARATOR);
             }
-            Tokenizer::from_chars(tally.chars())
+            Tokenizer::from_chars(tally.chars.iter())
         }
         TokenizerKind::Byte => Tokenizer::Byte,
         TokenizerKind::Bpe => {

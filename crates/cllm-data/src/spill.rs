@@ -34,12 +34,17 @@ pub struct DocMeta {
 /// Largest piece of text handed to a tokenizer at once (at a line break where there is one).
 pub const CHUNK_BYTES: usize = 1 << 16;
 
-/// Writes documents to the spill file.
+/// Writes documents to the spill file: whole ([`push`](SpillWriter::push)) or in pieces
+/// ([`append`](SpillWriter::append) then [`commit`](SpillWriter::commit) or
+/// [`discard`](SpillWriter::discard)), for a source streamed before it is known to be usable.
 pub struct SpillWriter {
     out: BufWriter<File>,
     path: PathBuf,
     docs: Vec<DocMeta>,
+    /// End of the committed documents.
     offset: u64,
+    /// Bytes appended after `offset` for a document not yet committed.
+    pending: u64,
 }
 
 impl SpillWriter {
@@ -51,20 +56,49 @@ impl SpillWriter {
             path: path.into(),
             docs: Vec::new(),
             offset: 0,
+            pending: 0,
         })
     }
 
-    /// Appends one document.
+    /// Appends one whole document.
     pub fn push(&mut self, text: &str, split: DocSplit) -> Result<()> {
+        self.append(text)?;
+        self.commit(split);
+        Ok(())
+    }
+
+    /// Appends `text` to the document being written.
+    pub fn append(&mut self, text: &str) -> Result<()> {
         self.out
             .write_all(text.as_bytes())
             .map_err(|e| DataError::io(&self.path, "writing", e))?;
+        self.pending += text.len() as u64;
+        Ok(())
+    }
+
+    /// Ends the document being written: what was appended since the last commit or discard.
+    pub fn commit(&mut self, split: DocSplit) {
         self.docs.push(DocMeta {
             offset: self.offset,
-            len: text.len() as u64,
+            len: self.pending,
             split,
         });
-        self.offset += text.len() as u64;
+        self.offset += self.pending;
+        self.pending = 0;
+    }
+
+    /// Drops what was appended since the last commit or discard (a source found unusable
+    /// after part of it was written): the file is cut back to the committed documents.
+    pub fn discard(&mut self) -> Result<()> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        let io = |e| DataError::io(&self.path, "truncating", e);
+        self.out.flush().map_err(io)?;
+        let file = self.out.get_mut();
+        file.set_len(self.offset).map_err(io)?;
+        file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
+        self.pending = 0;
         Ok(())
     }
 
@@ -73,8 +107,9 @@ impl SpillWriter {
         self.docs.len()
     }
 
-    /// Flushes and reopens the file for reading.
+    /// Flushes and reopens the file for reading (a document not committed is dropped).
     pub fn finish(mut self) -> Result<Spill> {
+        self.discard()?;
         self.out
             .flush()
             .map_err(|e| DataError::io(&self.path, "writing", e))?;
@@ -306,6 +341,27 @@ fn cut_point(buf: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_discarded_document_leaves_no_bytes_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SpillWriter::create(&dir.path().join("spill")).unwrap();
+        w.push("first\n", DocSplit::Auto).unwrap();
+        w.append("dropped ").unwrap();
+        w.append("x".repeat(3 << 20).as_str()).unwrap(); // past the write buffer
+        w.discard().unwrap();
+        w.append("sec").unwrap();
+        w.append("ond").unwrap();
+        w.commit(DocSplit::Val);
+        w.append("never committed").unwrap();
+        let mut spill = w.finish().unwrap();
+        assert_eq!(spill.docs().len(), 2);
+        assert_eq!(spill.docs()[1].split, DocSplit::Val);
+        let text: String = spill.all_chunks().collect();
+        assert_eq!(text, "first\nsecond");
+        let on_disk = std::fs::metadata(dir.path().join("spill")).unwrap().len();
+        assert_eq!(on_disk, text.len() as u64);
+    }
 
     #[test]
     fn chunks_reassemble_documents() {

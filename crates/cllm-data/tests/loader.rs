@@ -63,7 +63,7 @@ fn every_file_is_read_once_and_skips_are_counted() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = messy_corpus(tmp.path());
     let opts = PrepareOptions {
-        max_file_bytes: 4096,
+        max_file_bytes: Some(4096),
         ..options(Source::Path(corpus), tmp.path())
     };
     let p = run(&opts).unwrap();
@@ -445,4 +445,62 @@ fn special_files_are_skipped_or_refused_never_opened() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("/dev/null: a character device"), "{msg}");
+}
+
+/// Text files are streamed in pieces of `STREAM_CHUNK` bytes: one larger than a piece, whose
+/// first piece ends inside a two-byte character, comes back exactly; one found not UTF-8 only
+/// after its first piece, and a copy found a duplicate only at its end, leave neither text nor
+/// characters behind (not even in the next accepted document); and no size limit applies
+/// unless one is asked for.
+#[test]
+fn large_files_are_streamed_and_late_rejections_leave_nothing() {
+    use cllm_data::source::STREAM_CHUNK;
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("c");
+    fs::create_dir_all(&corpus).unwrap();
+    let mut late_bad = "z".repeat(STREAM_CHUNK + 100).into_bytes();
+    late_bad.push(0xFF);
+    late_bad.extend_from_slice(b"zzz");
+    fs::write(corpus.join("a_late_bad.txt"), &late_bad).unwrap();
+    // A full first read ends after the first byte of the `ü`.
+    let good = format!(
+        "{}ü\n{}",
+        "x".repeat(STREAM_CHUNK - 1),
+        "ünï line 1\n".repeat(STREAM_CHUNK / 8)
+    );
+    assert!(good.len() > 2 * STREAM_CHUNK);
+    fs::write(corpus.join("b_good.txt"), &good).unwrap();
+    fs::write(corpus.join("c_copy.txt"), &good).unwrap();
+    let small = "a small file, ö\n";
+    fs::write(corpus.join("d_small.txt"), small).unwrap();
+
+    let p = run(&options(Source::Path(corpus.clone()), tmp.path())).unwrap();
+    let s = &p.summary;
+    assert_eq!(s.files_loaded, 2, "{}", s.to_json());
+    let count = |r: SkipReason| s.skipped.get(&r).copied().unwrap_or(0);
+    assert_eq!(count(SkipReason::Duplicate), 1, "{}", s.to_json());
+    assert_eq!(count(SkipReason::NotUtf8), 1, "{}", s.to_json());
+    assert_eq!(s.read.files_opened, 4);
+    assert_eq!(s.bytes_loaded, (good.len() + small.len()) as u64);
+    let text = p.tokenizer.decode(&all_tokens(&p));
+    assert!(
+        text == format!("{good}\n\n{small}"),
+        "the corpus is not the two documents"
+    );
+    let distinct: std::collections::BTreeSet<char> = text.chars().collect();
+    assert_eq!(
+        p.tokenizer.vocab_size(),
+        distinct.len(),
+        "characters of a rejected file entered the vocabulary: {:?}",
+        p.tokenizer
+            .decode(&(0..p.tokenizer.vocab_size() as u32).collect::<Vec<_>>())
+    );
+
+    // A limit, when given, still skips what is over it.
+    let opts = PrepareOptions {
+        max_file_bytes: Some(STREAM_CHUNK as u64),
+        ..options(Source::Path(corpus.join("b_good.txt")), tmp.path())
+    };
+    let msg = run(&opts).unwrap_err().to_string();
+    assert!(msg.contains("1 too large"), "{msg}");
 }

@@ -48,9 +48,11 @@ pub struct DataArgs {
     #[arg(long)]
     pub no_download: bool,
 
-    /// Skip corpus files larger than this many MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
-    pub max_file_mib: u64,
+    /// Skip corpus files larger than this many MiB (default: no limit). Text files are read in
+    /// pieces of 4 MiB, so their size costs no memory, only disk for the prepared shards; a
+    /// `squad-v1` file is parsed whole (about three times its size in memory).
+    #[arg(long, value_name = "MIB")]
+    pub max_file_mib: Option<u64>,
 }
 
 impl DataArgs {
@@ -102,7 +104,7 @@ impl DataArgs {
                 None
             },
             cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
-            max_file_bytes: self.max_file_mib << 20,
+            max_file_bytes: self.max_file_mib.map(|mib| mib.saturating_mul(1 << 20)),
             allow_download: !self.no_download,
             min_tokens,
         })

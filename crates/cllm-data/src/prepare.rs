@@ -589,9 +589,21 @@ fn build(
                 if plan.format == Format::Text {
                     // Streamed: a text file of any size costs one piece of memory.
                     let mut chars = CharSet::default();
+                    let mut read = 0u64;
                     let streamed = reader.stream(&c.path, c.bytes, max_bytes, &mut |text| {
                         if want_chars {
                             chars.see(text);
+                        }
+                        // A large file says how far it is, every 256 MiB.
+                        let before = read >> 28;
+                        read += text.len() as u64;
+                        if read >> 28 > before {
+                            progress(&format!(
+                                "reading {}: {} of {} MB",
+                                c.path.display(),
+                                read / 1_000_000,
+                                c.bytes / 1_000_000
+                            ));
                         }
                         spill.append(text)
                     })?;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::checksum::sha256_hex;
 use crate::error::{DataError, Result};
 use crate::source::{ReadCounts, SkipReason};
 use crate::squad::SquadStats;
@@ -80,6 +81,18 @@ pub struct DatasetSummary {
 }
 
 impl DatasetSummary {
+    /// sha256 over the contents of the files that became documents, in the order they were
+    /// read (each file's own sha256, one per line): equal exactly when the same texts were
+    /// prepared in the same order, wherever the files live and however they are named.
+    pub fn content_sha256(&self) -> String {
+        let lines: String = self
+            .inputs
+            .iter()
+            .map(|f| format!("{}\n", f.sha256))
+            .collect();
+        sha256_hex(lines.as_bytes())
+    }
+
     /// Reads a `dataset.json`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, "reading", e))?;

@@ -108,6 +108,10 @@ pub struct RunConfig {
     pub data_path: Option<PathBuf>,
     /// Tokenizer fingerprint.
     pub tokenizer_sha256: String,
+    /// The prepared corpus's content digest ([`cllm_data::DatasetSummary::content_sha256`]);
+    /// empty for runs written before it existed.
+    #[serde(default)]
+    pub data_sha256: String,
     /// Tokens in the training split.
     pub train_tokens: u64,
     /// Tokens in the validation split.

@@ -130,6 +130,7 @@ fn fresh_config(req: &Request) -> Result<RunConfig, String> {
         data: req.data.clone(),
         data_path: req.path.clone(),
         tokenizer_sha256: String::new(),
+        data_sha256: String::new(),
         train_tokens: 0,
         val_tokens: 0,
         threads: 0,
@@ -158,6 +159,7 @@ fn complete_fresh(cfg: &mut RunConfig, req: &Request, prepared: &Prepared) -> Re
         _ => tok_vocab,
     };
     cfg.tokenizer_sha256 = prepared.summary.tokenizer_sha256.clone();
+    cfg.data_sha256 = prepared.summary.content_sha256();
     cfg.train_tokens = prepared.summary.train_tokens;
     cfg.val_tokens = prepared.summary.val_tokens;
     if let Some(epochs) = req.train.epochs {
@@ -233,7 +235,26 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
                 short(&prepared.summary.tokenizer_sha256)
             ));
         }
-        Some(_) => {}
+        Some(_) => {
+            let data = prepared.summary.content_sha256();
+            if !cfg.data_sha256.is_empty() && cfg.data_sha256 != data {
+                say!(
+                    "warning: the corpus changed since this run started (content {} then, {} \
+                     now; {} + {} tokens then, {} + {} now): training goes on with the data as it \
+                     is, so the losses will not be those of an uninterrupted run",
+                    short(&cfg.data_sha256),
+                    short(&data),
+                    cfg.train_tokens,
+                    cfg.val_tokens,
+                    prepared.summary.train_tokens,
+                    prepared.summary.val_tokens
+                );
+            }
+            // What the checkpoints written from now on were trained on.
+            cfg.data_sha256 = data;
+            cfg.train_tokens = prepared.summary.train_tokens;
+            cfg.val_tokens = prepared.summary.val_tokens;
+        }
         None => complete_fresh(&mut cfg, &req, &prepared)?,
     }
     let gpt = Gpt::new(cfg.model)?;

@@ -36,6 +36,21 @@ impl Env {
         self.train_command(args).output().unwrap()
     }
 
+    /// A run of the small fixture model in `run/`, stopped (and checkpointed) after `steps`.
+    fn stopped_run(&self, steps: u32) -> PathBuf {
+        let run = self.path("run");
+        let stop = steps.to_string();
+        let out = self.train(
+            &[
+                SMALL,
+                &["--out", run.to_str().unwrap(), "--stop-after-steps", &stop],
+            ]
+            .concat(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        run
+    }
+
     /// The command [`train`](Self::train) runs, to adjust (its environment) before running.
     fn train_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cllm-train"));
@@ -269,6 +284,7 @@ fn resume_is_bit_for_bit() {
             "{}",
             stderr(&out)
         );
+        assert!(!stderr(&out).contains("corpus changed"), "{}", stderr(&out));
         assert_eq!(
             losses(&part),
             losses(&full),
@@ -488,15 +504,7 @@ fn huge_pages_change_no_bits() {
 #[test]
 fn resume_refuses_changed_settings_and_damaged_checkpoints() {
     let env = Env::new();
-    let run = env.path("run");
-    let out = env.train(
-        &[
-            SMALL,
-            &["--out", run.to_str().unwrap(), "--stop-after-steps", "10"],
-        ]
-        .concat(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let run = env.stopped_run(10);
     let out = env.train(&["--resume", run.to_str().unwrap(), "--embed-dim", "64"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -533,18 +541,36 @@ fn resume_refuses_changed_settings_and_damaged_checkpoints() {
     );
 }
 
+/// The corpus edited between sessions, with the same characters (so the same tokenizer): the
+/// run goes on, saying the data changed and how; the checkpoints after it record the new data.
+#[test]
+fn resume_says_when_the_corpus_changed_under_the_same_tokenizer() {
+    let env = Env::new();
+    let run = env.stopped_run(5);
+    let text = fs::read_to_string(env.path("corpus.txt")).unwrap();
+    fs::write(
+        env.path("corpus.txt"),
+        text.replace("brown fox", "fox brown"),
+    )
+    .unwrap();
+    let out = env.train(&["--resume", run.to_str().unwrap(), "--stop-after-steps", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: the corpus changed since this run started")
+            && err.contains("resuming at step 5"),
+        "{err}"
+    );
+    // Resumed again on the data it now records: no warning.
+    let out = env.train(&["--resume", run.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("corpus changed"), "{}", stderr(&out));
+}
+
 #[test]
 fn resume_refuses_a_different_tokenizer() {
     let env = Env::new();
-    let run = env.path("run");
-    let out = env.train(
-        &[
-            SMALL,
-            &["--out", run.to_str().unwrap(), "--stop-after-steps", "5"],
-        ]
-        .concat(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let run = env.stopped_run(5);
     // The corpus gains a character: a char tokenizer built from it has a different vocabulary.
     let mut text = fs::read_to_string(env.path("corpus.txt")).unwrap();
     text.push_str("a new character: ~\n");

@@ -29,7 +29,8 @@ use cllm_train::{config, console, heap, prepare_cmd, run_dir, say, telemetry, tr
 )]
 struct Cli {
     /// A text file or a directory of text files to train on (walked recursively; hidden and
-    /// VCS directories are skipped; duplicate, binary and non-UTF-8 files are skipped and counted).
+    /// VCS directories are skipped; duplicate, binary and non-UTF-8 files, pipes, sockets and
+    /// devices are skipped and counted; files of any size are read in pieces, each once).
     #[arg(value_name = "PATH")]
     path: Option<PathBuf>,
 

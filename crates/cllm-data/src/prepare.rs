@@ -485,6 +485,50 @@ impl CharSet {
     }
 }
 
+/// Streams one text file of a walk into the spill file as one document (see
+/// [`SourceReader::stream`]): its text and characters count only if the whole file is usable.
+fn text_file(
+    reader: &mut SourceReader,
+    tally: &mut Tally,
+    spill: &mut SpillWriter,
+    c: &Candidate,
+    max_bytes: u64,
+    want_chars: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let mut chars = CharSet::default();
+    let mut read = 0u64;
+    let streamed = reader.stream(&c.path, c.bytes, max_bytes, &mut |text| {
+        if want_chars {
+            chars.see(text);
+        }
+        // A large file says how far it is, every 256 MiB.
+        let before = read >> 28;
+        read += text.len() as u64;
+        if read >> 28 > before {
+            progress(&format!(
+                "reading {}: {} of {} MB",
+                c.path.display(),
+                read / 1_000_000,
+                c.bytes / 1_000_000
+            ));
+        }
+        spill.append(text)
+    })?;
+    match streamed {
+        Ok(file) => {
+            spill.commit(DocSplit::Auto);
+            tally.chars.merge(&chars);
+            tally.loaded(c.path.display().to_string(), file.bytes, file.sha256);
+        }
+        Err(reason) => {
+            spill.discard()?;
+            tally.skip(c.path.clone(), reason);
+        }
+    }
+    Ok(())
+}
+
 /// Turns one SQuAD file into documents; a parse or schema error is an error, not a skip.
 fn squad_file(
     tally: &mut Tally,
@@ -580,56 +624,33 @@ fn build(
                 tally.skip(path.clone(), *reason);
             }
             let n = w.candidates.len();
+            let max_bytes = opts.max_file_bytes.unwrap_or(u64::MAX);
             for (i, c) in w.candidates.iter().enumerate() {
                 if i % 256 == 0 {
                     progress(&format!("reading files: {i}/{n}"));
                 }
                 tally.files_seen += 1;
-                let max_bytes = opts.max_file_bytes.unwrap_or(u64::MAX);
-                if plan.format == Format::Text {
-                    // Streamed: a text file of any size costs one piece of memory.
-                    let mut chars = CharSet::default();
-                    let mut read = 0u64;
-                    let streamed = reader.stream(&c.path, c.bytes, max_bytes, &mut |text| {
-                        if want_chars {
-                            chars.see(text);
-                        }
-                        // A large file says how far it is, every 256 MiB.
-                        let before = read >> 28;
-                        read += text.len() as u64;
-                        if read >> 28 > before {
-                            progress(&format!(
-                                "reading {}: {} of {} MB",
-                                c.path.display(),
-                                read / 1_000_000,
-                                c.bytes / 1_000_000
-                            ));
-                        }
-                        spill.append(text)
-                    })?;
-                    match streamed {
-                        Ok(file) => {
-                            spill.commit(DocSplit::Auto);
-                            tally.chars.merge(&chars);
-                            tally.loaded(c.path.display().to_string(), file.bytes, file.sha256);
-                        }
-                        Err(reason) => {
-                            spill.discard()?;
-                            tally.skip(c.path.clone(), reason);
-                        }
-                    }
-                    continue;
-                }
-                match reader.read(&c.path, c.bytes, max_bytes) {
-                    Ok(loaded) => squad_file(
+                match plan.format {
+                    Format::Text => text_file(
+                        &mut reader,
                         &mut tally,
                         &mut spill,
-                        &c.path,
-                        loaded,
-                        DocSplit::Auto,
+                        c,
+                        max_bytes,
                         want_chars,
+                        progress,
                     )?,
-                    Err(reason) => tally.skip(c.path.clone(), reason),
+                    Format::SquadV1 => match reader.read(&c.path, c.bytes, max_bytes) {
+                        Ok(loaded) => squad_file(
+                            &mut tally,
+                            &mut spill,
+                            &c.path,
+                            loaded,
+                            DocSplit::Auto,
+                            want_chars,
+                        )?,
+                        Err(reason) => tally.skip(c.path.clone(), reason),
+                    },
                 }
             }
         }

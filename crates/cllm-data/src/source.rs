@@ -171,14 +171,17 @@ impl SourceReader {
                 return Ok(Err(SkipReason::TooLarge)); // grew after the walk
             }
             let filled = carry + n;
-            let valid = match std::str::from_utf8(&buf[..filled]) {
-                Ok(_) => filled,
+            let (text, valid) = match std::str::from_utf8(&buf[..filled]) {
+                Ok(text) => (text, filled),
                 // An incomplete character at the end: keep it for the next read.
-                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                Err(e) if e.error_len().is_none() => {
+                    let valid = e.valid_up_to();
+                    let Ok(text) = std::str::from_utf8(&buf[..valid]) else {
+                        return Ok(Err(SkipReason::NotUtf8)); // cannot be: valid up to there
+                    };
+                    (text, valid)
+                }
                 Err(_) => return Ok(Err(SkipReason::NotUtf8)),
-            };
-            let Ok(text) = std::str::from_utf8(&buf[..valid]) else {
-                return Ok(Err(SkipReason::NotUtf8)); // unreachable: checked just above
             };
             if blank {
                 blank = text.chars().all(char::is_whitespace);

@@ -58,6 +58,7 @@ pub fn candidate(path: &Path) -> std::io::Result<Candidate> {
 }
 
 /// Names a file type that is neither a regular file nor a directory, for error messages.
+#[cfg_attr(not(unix), allow(unused_variables))]
 fn special_kind(file_type: &std::fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
@@ -75,7 +76,6 @@ fn special_kind(file_type: &std::fs::FileType) -> &'static str {
             return "a block device";
         }
     }
-    let _ = file_type;
     "a special file"
 }
 

@@ -184,8 +184,9 @@ impl Tokenizer {
             }
             Tokenizer::Byte => out.extend(text.bytes().map(u32::from)),
             Tokenizer::Bpe(t) => {
+                // Ids only: no offsets, which are the slower part of `encode`.
                 let enc = t
-                    .encode(text, false)
+                    .encode_fast(text, false)
                     .map_err(|e| DataError::Tokenizer(e.to_string()))?;
                 out.extend_from_slice(enc.get_ids());
             }

@@ -1,7 +1,7 @@
 //! The CLLM command-line tools, as a library so both binaries (and tests) share their pieces:
 //! `cllm-train` (prepare data, train, resume) and `cllm-generate`.
 
-// No unsafe code, but for the one allocator wrapper that needs it (`huge_pages`).
+// No unsafe code, but for the two allocator wrappers that need it (`heap`, `huge_pages`).
 #![deny(unsafe_code)]
 
 pub mod batches;
@@ -11,6 +11,7 @@ pub mod console;
 pub mod data_args;
 pub mod engine;
 pub mod generate_cmd;
+#[allow(unsafe_code)] // a counting `GlobalAlloc` impl
 pub mod heap;
 #[allow(unsafe_code)] // a `GlobalAlloc` impl and one `madvise` call
 pub mod huge_pages;

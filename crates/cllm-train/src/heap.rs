@@ -135,6 +135,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicPtr;
+
     use super::*;
 
     #[test]
@@ -156,33 +158,34 @@ mod tests {
         assert_eq!(heap.allocated(), 0);
 
         // Blocks allocated on one thread and freed on another: stripes disagree, the sum holds.
+        // (Pointers cross threads as `AtomicPtr`, which is `Send`, keeping their provenance.)
         let heap = &heap;
-        let blocks: Vec<usize> = std::thread::scope(|s| {
+        let size = |t: usize, i: usize| 8 * (t + i + 1);
+        let blocks: Vec<(AtomicPtr<u8>, usize)> = std::thread::scope(|s| {
             let made: Vec<_> = (0..20)
                 .map(|t| {
                     s.spawn(move || {
                         (0..50)
-                            // SAFETY: a valid layout; the block is freed below.
-                            .map(|i| unsafe { heap.alloc(layout(8 * (t + i + 1))) } as usize)
+                            .map(|i| {
+                                // SAFETY: a valid layout; the block is freed below.
+                                let p = unsafe { heap.alloc(layout(size(t, i))) };
+                                (AtomicPtr::new(p), size(t, i))
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
                 .collect();
             made.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
-        let expected: usize = (0..20)
-            .flat_map(|t| (0..50).map(move |i| 8 * (t + i + 1)))
-            .sum();
+        let expected: usize = blocks.iter().map(|b| b.1).sum();
         assert_eq!(heap.allocated(), expected);
-        let sizes: Vec<usize> = (0..20)
-            .flat_map(|t| (0..50).map(move |i| 8 * (t + i + 1)))
-            .collect();
         std::thread::scope(|s| {
-            for chunk in blocks.chunks(77).zip(sizes.chunks(77)) {
+            for chunk in blocks.chunks(77) {
                 s.spawn(move || {
-                    for (&p, &n) in chunk.0.iter().zip(chunk.1) {
+                    for (p, n) in chunk {
+                        let p = p.load(Ordering::Relaxed);
                         // SAFETY: allocated above with this layout, freed once.
-                        unsafe { heap.dealloc(p as *mut u8, layout(n)) };
+                        unsafe { heap.dealloc(p, layout(*n)) };
                     }
                 });
             }

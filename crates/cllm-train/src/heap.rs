@@ -77,11 +77,14 @@ impl<A> Counting<A> {
         }
     }
 
-    /// Bytes allocated through this allocator and not yet freed.
+    /// Bytes allocated through this allocator and not yet freed. Read while other threads
+    /// allocate, the sum can miss a block's allocation but see its free (on a stripe read
+    /// later); such a transiently negative sum reads as 0, not as a wrapped-around 2^64.
     pub fn allocated(&self) -> usize {
-        self.stripes.iter().fold(0usize, |sum, s| {
+        let sum = self.stripes.iter().fold(0usize, |sum, s| {
             sum.wrapping_add(s.0.load(Ordering::Relaxed))
-        })
+        });
+        usize::try_from(sum as isize).unwrap_or(0)
     }
 
     fn add(&self, bytes: usize) {
@@ -197,5 +200,11 @@ mod tests {
                 .any(|s| s.0.load(Ordering::Relaxed) != 0),
             "every block freed on the stripe that counted it: the test shows nothing"
         );
+
+        // A read that saw a free but not its allocation: 0, not 2^64 - 5.
+        heap.stripes[0].0.fetch_sub(5, Ordering::Relaxed);
+        assert_eq!(heap.allocated(), 0);
+        heap.stripes[1].0.fetch_add(12, Ordering::Relaxed);
+        assert_eq!(heap.allocated(), 7);
     }
 }

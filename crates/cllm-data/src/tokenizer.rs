@@ -184,7 +184,7 @@ impl Tokenizer {
             }
             Tokenizer::Byte => out.extend(text.bytes().map(u32::from)),
             Tokenizer::Bpe(t) => {
-                // Ids only: no offsets, which are the slower part of `encode`.
+                // Ids only: `encode` would also compute offsets, which nothing here reads.
                 let enc = t
                     .encode_fast(text, false)
                     .map_err(|e| DataError::Tokenizer(e.to_string()))?;

@@ -21,7 +21,8 @@ use crate::{GptConfig, GptParams, TrainHyper};
 /// Version of the checkpoint layout.
 pub const CHECKPOINT_VERSION: u32 = 1;
 const MODEL_FILE: &str = "model.safetensors";
-const STATE_FILE: &str = "state.json";
+/// The JSON sidecar's file name in a checkpoint directory (its presence marks one).
+pub const STATE_FILE: &str = "state.json";
 
 /// The JSON sidecar of a checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -45,22 +45,7 @@ pub struct GenerateArgs {
 
 /// The checkpoint directory and the tokenizer file `source` stands for.
 fn locate(source: &Path, tokenizer: Option<&PathBuf>) -> Result<(PathBuf, PathBuf), String> {
-    let (ckpt, run) = if source.join("state.json").is_file() {
-        let run = source
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
-        (source.to_path_buf(), run)
-    } else {
-        let ck = checkpoint::latest(&source.join("checkpoints")).ok_or_else(|| {
-            format!(
-                "{}: no checkpoint found (expected RUN_DIR/checkpoints/step-N/)",
-                source.display()
-            )
-        })?;
-        (ck, source.to_path_buf())
-    };
+    let (ckpt, run) = crate::run_dir::locate_checkpoint(source)?;
     let tok = tokenizer
         .cloned()
         .unwrap_or_else(|| run.join("tokenizer.json"));

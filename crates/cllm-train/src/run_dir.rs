@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use cllm_model::checkpoint;
+
 /// `runs/<label>-<UTC date>-<time>`, e.g. `runs/shakespeare-20261122-081503`.
 pub fn default_run_dir(label: &str) -> PathBuf {
     let label: String = label
@@ -16,6 +18,48 @@ pub fn default_run_dir(label: &str) -> PathBuf {
         })
         .collect();
     PathBuf::from("runs").join(format!("{label}-{}", utc_stamp(SystemTime::now())))
+}
+
+/// Where a `--resume` or `cllm-generate` argument points: a checkpoint directory
+/// (`RUN_DIR/checkpoints/step-N`, holding `state.json`) or a run directory (its newest
+/// checkpoint). Returns (checkpoint, run directory). A directory that holds runs instead
+/// (`runs/`) gets an error naming its newest one.
+pub fn locate_checkpoint(arg: &Path) -> Result<(PathBuf, PathBuf), String> {
+    if arg.join(checkpoint::STATE_FILE).is_file() {
+        let run = arg
+            .parent()
+            .and_then(Path::parent)
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        return Ok((arg.to_path_buf(), run));
+    }
+    if let Some(ck) = checkpoint::latest(&arg.join("checkpoints")) {
+        return Ok((ck, arg.to_path_buf()));
+    }
+    let hint = match newest_run_in(arg) {
+        Some(run) => format!("; it holds runs, the newest is {}", run.display()),
+        None => String::new(),
+    };
+    Err(format!(
+        "{}: no checkpoint found (expected RUN_DIR/checkpoints/step-N/ or a checkpoint \
+         directory){hint}",
+        arg.display()
+    ))
+}
+
+/// The run directory directly under `dir` whose newest checkpoint was written last.
+fn newest_run_in(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let ck = checkpoint::latest(&e.path().join("checkpoints"))?;
+            let written = std::fs::metadata(ck.join(checkpoint::STATE_FILE))
+                .and_then(|m| m.modified())
+                .ok()?;
+            Some((written, e.path()))
+        })
+        .max()
+        .map(|(_, run)| run)
 }
 
 /// Creates `base` as a new, empty directory, or `base-2`, `base-3`... if that name is taken

@@ -58,25 +58,6 @@ pub struct Outcome {
     pub val_loss: Option<f32>,
 }
 
-/// Where a `--resume` argument points: the checkpoint to load and the run directory to go on in.
-fn locate_checkpoint(arg: &Path) -> Result<(PathBuf, PathBuf), String> {
-    if arg.join("state.json").is_file() {
-        // A checkpoint directory: RUN_DIR/checkpoints/step-N.
-        let run = arg
-            .parent()
-            .and_then(Path::parent)
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        return Ok((arg.to_path_buf(), run));
-    }
-    match checkpoint::latest(&arg.join("checkpoints")) {
-        Some(ck) => Ok((ck, arg.to_path_buf())),
-        None => Err(format!(
-            "{}: no checkpoint to resume from (expected RUN_DIR/checkpoints/step-N/ or a checkpoint directory)",
-            arg.display()
-        )),
-    }
-}
-
 /// A checkpoint being resumed, with the run config it carries and where the run lives.
 struct Resume {
     ck: Checkpoint,
@@ -97,7 +78,7 @@ fn load_resume(req: &Request, arg: &Path) -> Result<Resume, String> {
             given.join(", ")
         ));
     }
-    let (path, run_dir) = locate_checkpoint(arg)?;
+    let (path, run_dir) = run_dir::locate_checkpoint(arg)?;
     let ck = checkpoint::load(&path).map_err(|e| e.to_string())?;
     let cfg: RunConfig = serde_json::from_value(ck.state.extra.clone()).map_err(|e| {
         format!(

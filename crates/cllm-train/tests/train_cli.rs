@@ -535,10 +535,23 @@ fn resume_refuses_changed_settings_and_damaged_checkpoints() {
     let out = env.train(&["--resume", env.path("nowhere").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("no checkpoint to resume from"),
+        stderr(&out).contains("no checkpoint found"),
         "{}",
         stderr(&out)
     );
+    // The directory that holds the run, given instead of the run: the error names the run,
+    // for resuming and for sampling alike.
+    let parent = env.dir.path().to_str().unwrap();
+    let hint = format!("it holds runs, the newest is {}", run.display());
+    let out = env.train(&["--resume", parent]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&hint), "{}", stderr(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_cllm-generate"))
+        .arg(parent)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&hint), "{}", stderr(&out));
 }
 
 /// The corpus edited between sessions, with the same characters (so the same tokenizer): the

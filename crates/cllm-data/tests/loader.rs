@@ -23,6 +23,14 @@ fn run(opts: &PrepareOptions) -> cllm_data::Result<Prepared> {
     prepare(opts, &mut |_| {})
 }
 
+/// The one-line error of preparing `path` (which must fail), caching under `cache`.
+fn path_error(path: impl Into<PathBuf>, cache: &Path) -> String {
+    match run(&options(Source::Path(path.into()), cache)) {
+        Ok(_) => panic!("preparing the path succeeded"),
+        Err(e) => e.to_string(),
+    }
+}
+
 fn all_tokens(p: &Prepared) -> Vec<u32> {
     let mut t = p.open(Split::Train).unwrap().read_all().unwrap();
     t.extend(p.open(Split::Val).unwrap().read_all().unwrap());
@@ -327,9 +335,7 @@ fn empty_and_tiny_corpora_are_clear_errors() {
     let corpus = tmp.path().join("c");
     fs::create_dir_all(&corpus).unwrap();
     fs::write(corpus.join("x.bin"), [0u8, 1, 2]).unwrap();
-    let msg = run(&options(Source::Path(corpus.clone()), tmp.path()))
-        .unwrap_err()
-        .to_string();
+    let msg = path_error(corpus.clone(), tmp.path());
     assert!(
         msg.contains("no usable text") && msg.contains("1 binary"),
         "{msg}"
@@ -344,9 +350,7 @@ fn empty_and_tiny_corpora_are_clear_errors() {
         msg.contains("corpus too small") && msg.contains("65"),
         "{msg}"
     );
-    let missing = run(&options(Source::Path(tmp.path().join("nope")), tmp.path()))
-        .unwrap_err()
-        .to_string();
+    let missing = path_error(tmp.path().join("nope"), tmp.path());
     assert!(missing.contains("nope"), "{missing}");
 }
 
@@ -434,16 +438,12 @@ fn special_files_are_skipped_or_refused_never_opened() {
         s.one_line()
     );
 
-    let msg = run(&options(Source::Path(socket), tmp.path()))
-        .unwrap_err()
-        .to_string();
+    let msg = path_error(socket, tmp.path());
     assert!(
         msg.contains("control.sock: a socket, not a regular file or directory"),
         "{msg}"
     );
-    let msg = run(&options(Source::Path("/dev/null".into()), tmp.path()))
-        .unwrap_err()
-        .to_string();
+    let msg = path_error("/dev/null", tmp.path());
     assert!(msg.contains("/dev/null: a character device"), "{msg}");
 }
 

@@ -136,12 +136,12 @@ impl DatasetSummary {
     /// A few lines for people.
     pub fn human(&self) -> String {
         let mut s = format!(
-            "{}: {} seen, {} loaded ({:.2} MB), {} documents\n",
+            "{}: {} seen, {} loaded ({:.2} MB), {}\n",
             self.source,
             files(self.files_seen),
             self.files_loaded,
             self.bytes_loaded as f64 / 1e6,
-            self.documents
+            counted(self.documents, "document")
         );
         if let Some(skipped) = self.skipped_counts() {
             s += &format!("skipped: {skipped}\n");
@@ -170,5 +170,23 @@ pub fn peak_rss_bytes() -> Option<u64> {
 
 /// "1 file", "2 files".
 pub(crate) fn files(n: u64) -> String {
-    format!("{n} file{}", if n == 1 { "" } else { "s" })
+    counted(n, "file")
+}
+
+/// `n` and `noun`, plural unless `n` is 1: "1 document", "2 documents".
+fn counted(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_the_plural_unless_one() {
+        assert_eq!(files(1), "1 file");
+        assert_eq!(files(0), "0 files");
+        assert_eq!(counted(1, "document"), "1 document");
+        assert_eq!(counted(2067, "document"), "2067 documents");
+    }
 }

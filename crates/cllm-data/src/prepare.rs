@@ -7,9 +7,9 @@
 //! renamed into place only when complete, so a failure leaves nothing half-written (`cache.rs`:
 //! the build-and-rename, the per-preparation lock, reuse; `encoder.rs`: the parallel encoder).
 //!
-//! Memory: a text file is streamed in pieces of at most [`crate::source::STREAM_CHUNK`] bytes,
-//! whatever its size; a dataset file (checksummed whole) or a SQuAD file (about three times its
-//! size while parsed) is read whole, one at a time. Besides: I/O buffers of a few MiB and the
+//! Memory: every source is read once, as a stream, whatever its size: a text file in pieces of
+//! at most [`crate::source::STREAM_CHUNK`] bytes, a SQuAD file one article at a time (a
+//! registered dataset file is checksummed in the same read). Besides: I/O buffers of a few MiB and the
 //! tokenizer (a BPE trainer sees at most [`BPE_TRAIN_BYTES`] of text, which bounds its
 //! statistics). The corpus as a whole is never held in memory: documents go to a spill file
 //! and are read back in [`crate::spill::CHUNK_BYTES`] pieces.
@@ -28,7 +28,7 @@ use crate::error::{DataError, Result};
 use crate::fetch::DataDirs;
 use crate::registry::{self, Format, Resolved};
 use crate::shard::{ShardReader, ShardWriter, copy_range};
-use crate::source::{Loaded, SkipReason, SourceReader};
+use crate::source::{Checked, SkipReason, SourceReader};
 use crate::spill::{DocSplit, SpillWriter};
 use crate::squad::{self, SquadStats};
 use crate::summary::{DatasetSummary, InputFile, PREPARED_VERSION, SkippedFile, peak_rss_bytes};
@@ -485,71 +485,149 @@ impl CharSet {
     }
 }
 
-/// Streams one text file of a walk into the spill file as one document (see
-/// [`SourceReader::stream`]): its text and characters count only if the whole file is usable.
-fn text_file(
-    reader: &mut SourceReader,
-    tally: &mut Tally,
-    spill: &mut SpillWriter,
-    c: &Candidate,
-    max_bytes: u64,
+/// Where the documents of the source being read go.
+struct Dest<'a> {
+    tally: &'a mut Tally,
+    spill: &'a mut SpillWriter,
+    split: DocSplit,
     want_chars: bool,
+}
+
+/// Reads one source through `checked` into the spill file: a text file streamed in pieces as
+/// one document, a SQuAD file parsed as it is read into one document per paragraph. Its
+/// documents and characters count only if the whole source is usable; if not, they are cut
+/// back out of the spill file and the reason is returned.
+///
+/// # Errors
+/// A SQuAD file that is usable text but not SQuAD JSON, or a spill write error.
+fn read_source<R: std::io::Read>(
+    reader: &mut SourceReader,
+    dest: Dest<'_>,
+    path: &Path,
+    checked: &mut Checked<R>,
+    format: Format,
     progress: &mut dyn FnMut(&str),
-) -> Result<()> {
+) -> Result<std::result::Result<(), SkipReason>> {
+    let Dest {
+        tally,
+        spill,
+        split,
+        want_chars,
+    } = dest;
+    spill.begin_source()?;
     let mut chars = CharSet::default();
-    let mut read = 0u64;
-    let streamed = reader.stream(&c.path, c.bytes, max_bytes, &mut |text| {
-        if want_chars {
-            chars.see(text);
+    let verdict = match format {
+        Format::Text => {
+            let mut read = 0u64;
+            let total = checked.size_hint();
+            checked.pieces(&mut |text| {
+                if want_chars {
+                    chars.see(text);
+                }
+                // A large file says how far it is, every 256 MiB.
+                let before = read >> 28;
+                read += text.len() as u64;
+                if read >> 28 > before {
+                    progress(&format!(
+                        "reading {}: {} of {} MB",
+                        path.display(),
+                        read / 1_000_000,
+                        total / 1_000_000
+                    ));
+                }
+                spill.append(text)
+            })?;
+            let verdict = reader.conclude(checked);
+            if verdict.is_ok() {
+                spill.commit(split);
+            }
+            verdict
         }
-        // A large file says how far it is, every 256 MiB.
-        let before = read >> 28;
-        read += text.len() as u64;
-        if read >> 28 > before {
-            progress(&format!(
-                "reading {}: {} of {} MB",
-                c.path.display(),
-                read / 1_000_000,
-                c.bytes / 1_000_000
-            ));
+        Format::SquadV1 => {
+            let parsed = squad::read_documents(path, &mut *checked, |doc| {
+                if want_chars {
+                    chars.see(doc);
+                }
+                let paragraphs = spill.documents() + 1;
+                if paragraphs % (1 << 16) == 0 {
+                    progress(&format!(
+                        "reading {}: {paragraphs} paragraphs",
+                        path.display()
+                    ));
+                }
+                spill.push(doc, split)
+            });
+            match (parsed, reader.conclude(checked)) {
+                (Ok(stats), verdict) => {
+                    if verdict.is_ok() {
+                        tally
+                            .squad
+                            .get_or_insert_with(SquadStats::default)
+                            .add(stats);
+                    }
+                    verdict
+                }
+                // Not text (binary, not UTF-8, blank): a skip, whatever the parser made of it.
+                (Err(_), Err(reason)) if reason != SkipReason::Duplicate => Err(reason),
+                (Err(e), _) => return Err(e),
+            }
         }
-        spill.append(text)
-    })?;
-    match streamed {
+    };
+    match verdict {
         Ok(file) => {
-            spill.commit(DocSplit::Auto);
             tally.chars.merge(&chars);
-            tally.loaded(c.path.display().to_string(), file.bytes, file.sha256);
+            tally.loaded(path.display().to_string(), file.bytes, file.sha256);
+            Ok(Ok(()))
         }
         Err(reason) => {
             spill.discard()?;
-            tally.skip(c.path.clone(), reason);
+            Ok(Err(reason))
         }
     }
-    Ok(())
 }
 
-/// Turns one SQuAD file into documents; a parse or schema error is an error, not a skip.
-fn squad_file(
-    tally: &mut Tally,
-    spill: &mut SpillWriter,
-    path: &Path,
-    loaded: Loaded,
-    split: DocSplit,
-    want_chars: bool,
+/// Reads one file of a registered dataset: like a walk's file, but verified against the
+/// registry's checksum in the same read, and a file that cannot be used is an error.
+fn dataset_file(
+    reader: &mut SourceReader,
+    dest: Dest<'_>,
+    f: &PlannedInput,
+    format: Format,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    let stats = squad::documents(path, &loaded.text, |doc| {
-        if want_chars {
-            tally.chars.see(doc);
-        }
-        spill.push(doc, split)
+    let path = &f.candidate.path;
+    let file = fs::File::open(path).map_err(|e| DataError::io(path, "reading", e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| DataError::io(path, "reading", e))?
+        .len();
+    reader.counts.files_opened += 1;
+    let Some(expected) = f.expected.clone() else {
+        let mut checked = Checked::new(file, len, u64::MAX);
+        let read = read_source(reader, dest, path, &mut checked, format, progress)?;
+        return read.map_err(|reason| unusable_dataset_file(path, reason));
+    };
+    let mut checked = Checked::new(expected.reader(file, len), len, u64::MAX);
+    let read = read_source(reader, dest, path, &mut checked, format, progress);
+    // A file that is not the published one says so first, whatever else is wrong with it.
+    let verified = checked
+        .into_inner()
+        .finish()
+        .map_err(|e| DataError::io(path, "reading", e))?;
+    verified.map_err(|(kind, actual, expected)| DataError::Checksum {
+        path: path.clone(),
+        kind,
+        actual,
+        expected,
     })?;
-    tally
-        .squad
-        .get_or_insert_with(SquadStats::default)
-        .add(stats);
-    tally.loaded(path.display().to_string(), loaded.bytes, loaded.sha256);
-    Ok(())
+    read?.map_err(|reason| unusable_dataset_file(path, reason))
+}
+
+fn unusable_dataset_file(path: &Path, reason: SkipReason) -> DataError {
+    DataError::Corpus(format!(
+        "{}: cannot use this dataset file: {reason}",
+        path.display()
+    ))
 }
 
 fn build(
@@ -567,55 +645,18 @@ fn build(
     let want_chars = plan.tokenizer == TokenizerKind::Char;
 
     // 1. Read every source once; accepted documents go to the spill file.
-    let accept = |tally: &mut Tally,
-                  spill: &mut SpillWriter,
-                  name: String,
-                  loaded: Loaded,
-                  split|
-     -> Result<()> {
-        tally.loaded(name, loaded.bytes, loaded.sha256);
-        if want_chars {
-            tally.chars.see(&loaded.text);
-        }
-        spill.push(&loaded.text, split)
-    };
     match &plan.inputs {
         Inputs::Files(files) => {
             for f in files {
-                let path = &f.candidate.path;
-                progress(&format!("reading {}", path.display()));
+                progress(&format!("reading {}", f.candidate.path.display()));
                 tally.files_seen += 1;
-                let bytes = fs::read(path).map_err(|e| DataError::io(path, "reading", e))?;
-                reader.counts.files_opened += 1;
-                reader.counts.bytes_read += bytes.len() as u64;
-                if let Some(expected) = &f.expected {
-                    expected.verify(&bytes, &sha256_hex(&bytes)).map_err(
-                        |(kind, actual, expected)| DataError::Checksum {
-                            path: path.clone(),
-                            kind,
-                            actual,
-                            expected,
-                        },
-                    )?;
-                }
-                let loaded = reader.accept(bytes).map_err(|reason| {
-                    DataError::Corpus(format!(
-                        "{}: cannot use this dataset file: {reason}",
-                        path.display()
-                    ))
-                })?;
-                match plan.format {
-                    Format::Text => accept(
-                        &mut tally,
-                        &mut spill,
-                        path.display().to_string(),
-                        loaded,
-                        f.split,
-                    )?,
-                    Format::SquadV1 => {
-                        squad_file(&mut tally, &mut spill, path, loaded, f.split, want_chars)?
-                    }
-                }
+                let to = Dest {
+                    tally: &mut tally,
+                    spill: &mut spill,
+                    split: f.split,
+                    want_chars,
+                };
+                dataset_file(&mut reader, to, f, plan.format, progress)?;
             }
         }
         Inputs::Walk(w) => {
@@ -630,27 +671,27 @@ fn build(
                     progress(&format!("reading files: {i}/{n}"));
                 }
                 tally.files_seen += 1;
-                match plan.format {
-                    Format::Text => text_file(
-                        &mut reader,
-                        &mut tally,
-                        &mut spill,
-                        c,
-                        max_bytes,
-                        want_chars,
-                        progress,
-                    )?,
-                    Format::SquadV1 => match reader.read(&c.path, c.bytes, max_bytes) {
-                        Ok(loaded) => squad_file(
-                            &mut tally,
-                            &mut spill,
-                            &c.path,
-                            loaded,
-                            DocSplit::Auto,
+                let read = match reader.open(&c.path, c.bytes, max_bytes) {
+                    Ok(mut checked) => {
+                        let to = Dest {
+                            tally: &mut tally,
+                            spill: &mut spill,
+                            split: DocSplit::Auto,
                             want_chars,
-                        )?,
-                        Err(reason) => tally.skip(c.path.clone(), reason),
-                    },
+                        };
+                        read_source(
+                            &mut reader,
+                            to,
+                            &c.path,
+                            &mut checked,
+                            plan.format,
+                            progress,
+                        )?
+                    }
+                    Err(reason) => Err(reason),
+                };
+                if let Err(reason) = read {
+                    tally.skip(c.path.clone(), reason);
                 }
             }
         }
@@ -658,13 +699,13 @@ fn build(
             for (name, text) in texts {
                 tally.files_seen += 1;
                 match reader.accept(text.clone().into_bytes()) {
-                    Ok(loaded) => accept(
-                        &mut tally,
-                        &mut spill,
-                        format!("builtin:{name}"),
-                        loaded,
-                        DocSplit::Auto,
-                    )?,
+                    Ok(loaded) => {
+                        tally.loaded(format!("builtin:{name}"), loaded.bytes, loaded.sha256);
+                        if want_chars {
+                            tally.chars.see(&loaded.text);
+                        }
+                        spill.push(&loaded.text, DocSplit::Auto)?;
+                    }
                     Err(reason) => tally.skip(PathBuf::from(format!("builtin:{name}")), reason),
                 }
             }

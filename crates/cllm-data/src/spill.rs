@@ -35,8 +35,10 @@ pub struct DocMeta {
 pub const CHUNK_BYTES: usize = 1 << 16;
 
 /// Writes documents to the spill file: whole ([`push`](SpillWriter::push)) or in pieces
-/// ([`append`](SpillWriter::append) then [`commit`](SpillWriter::commit) or
-/// [`discard`](SpillWriter::discard)), for a source streamed before it is known to be usable.
+/// ([`append`](SpillWriter::append) then [`commit`](SpillWriter::commit)). A source streamed
+/// before it is known to be usable starts with [`begin_source`](SpillWriter::begin_source);
+/// if it turns out unusable, [`discard`](SpillWriter::discard) drops every document and piece
+/// written since.
 pub struct SpillWriter {
     out: BufWriter<File>,
     path: PathBuf,
@@ -45,6 +47,8 @@ pub struct SpillWriter {
     offset: u64,
     /// Bytes appended after `offset` for a document not yet committed.
     pending: u64,
+    /// Documents and end offset when the current source began: what `discard` goes back to.
+    mark: (usize, u64),
 }
 
 impl SpillWriter {
@@ -57,6 +61,7 @@ impl SpillWriter {
             docs: Vec::new(),
             offset: 0,
             pending: 0,
+            mark: (0, 0),
         })
     }
 
@@ -87,17 +92,34 @@ impl SpillWriter {
         self.pending = 0;
     }
 
-    /// Drops what was appended since the last commit or discard (a source found unusable
-    /// after part of it was written): the file is cut back to the committed documents.
+    /// Starts a source: a later [`discard`](Self::discard) drops what is written from here on.
+    /// A document not yet committed is dropped.
+    pub fn begin_source(&mut self) -> Result<()> {
+        self.cut_back(self.docs.len(), self.offset)?;
+        self.mark = (self.docs.len(), self.offset);
+        Ok(())
+    }
+
+    /// Drops the documents and pieces written since [`begin_source`](Self::begin_source) (a
+    /// source found unusable after part of it was written): the file is cut back to where the
+    /// source began.
     pub fn discard(&mut self) -> Result<()> {
-        if self.pending == 0 {
+        let (docs, offset) = self.mark;
+        self.cut_back(docs, offset)
+    }
+
+    /// Keeps the first `docs` documents and cuts the file back to `offset`, their end.
+    fn cut_back(&mut self, docs: usize, offset: u64) -> Result<()> {
+        if self.offset + self.pending == offset {
             return Ok(());
         }
         let io = |e| DataError::io(&self.path, "truncating", e);
         self.out.flush().map_err(io)?;
         let file = self.out.get_mut();
-        file.set_len(self.offset).map_err(io)?;
-        file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
+        file.set_len(offset).map_err(io)?;
+        file.seek(SeekFrom::Start(offset)).map_err(io)?;
+        self.docs.truncate(docs);
+        self.offset = offset;
         self.pending = 0;
         Ok(())
     }
@@ -109,7 +131,7 @@ impl SpillWriter {
 
     /// Flushes and reopens the file for reading (a document not committed is dropped).
     pub fn finish(mut self) -> Result<Spill> {
-        self.discard()?;
+        self.cut_back(self.docs.len(), self.offset)?;
         self.out
             .flush()
             .map_err(|e| DataError::io(&self.path, "writing", e))?;
@@ -343,13 +365,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_discarded_document_leaves_no_bytes_behind() {
+    fn a_discarded_source_leaves_no_bytes_behind() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = SpillWriter::create(&dir.path().join("spill")).unwrap();
         w.push("first\n", DocSplit::Auto).unwrap();
+        // A source of one document, dropped while in pieces.
+        w.begin_source().unwrap();
         w.append("dropped ").unwrap();
         w.append("x".repeat(3 << 20).as_str()).unwrap(); // past the write buffer
         w.discard().unwrap();
+        // A source of several documents, dropped after they were committed.
+        w.begin_source().unwrap();
+        w.push("dropped too", DocSplit::Train).unwrap();
+        w.push(&"y".repeat(2 << 20), DocSplit::Val).unwrap();
+        w.append("and a piece").unwrap();
+        w.discard().unwrap();
+        assert_eq!(w.documents(), 1);
+        w.begin_source().unwrap();
         w.append("sec").unwrap();
         w.append("ond").unwrap();
         w.commit(DocSplit::Val);

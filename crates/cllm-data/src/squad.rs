@@ -13,17 +13,14 @@
 //! SQuAD 2's `is_impossible`) are ignored; a missing required field is a schema error with its
 //! line and column.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-
-#[derive(Deserialize)]
-struct SquadFile {
-    data: Vec<Article>,
-}
 
 #[derive(Deserialize)]
 struct Article {
@@ -68,33 +65,129 @@ impl SquadStats {
     }
 }
 
-/// Parses SQuAD JSON `text` from `path` and calls `emit` with each paragraph's document.
-pub fn documents(
+/// Reads SQuAD JSON from `input` (`path` names it in errors) and calls `emit` with each
+/// paragraph's document. The file is parsed as it is read, one article at a time, so its size
+/// does not matter: what is held is one article (tens of KB) and a read buffer.
+///
+/// # Errors
+/// A syntax or schema error (with its line and column), a read error of `input` (as a JSON
+/// error at the position reached), or the first error `emit` returns, which ends the read.
+pub fn read_documents(
     path: &Path,
-    text: &str,
+    input: impl Read,
     mut emit: impl FnMut(&str) -> Result<()>,
 ) -> Result<SquadStats> {
-    let file: SquadFile = serde_json::from_str(text).map_err(|e| DataError::json(path, &e))?;
     let mut stats = SquadStats::default();
-    let mut doc = String::new();
-    for article in &file.data {
-        stats.articles += 1;
+    let mut failed = None;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, input));
+    let parsed = Articles {
+        emit: &mut emit,
+        stats: &mut stats,
+        failed: &mut failed,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    parsed.map_err(|e| DataError::json(path, &e))?;
+    Ok(stats)
+}
+
+/// The file's `data` list, read element by element (the top-level object's other fields, such
+/// as `version`, are skipped).
+struct Articles<'a, F> {
+    emit: &'a mut F,
+    stats: &'a mut SquadStats,
+    /// `emit`'s error, which the parser only sees as "stopped".
+    failed: &'a mut Option<DataError>,
+}
+
+impl<F: FnMut(&str) -> Result<()>> Articles<'_, F> {
+    /// Emits `article`'s paragraphs as documents.
+    fn article(&mut self, article: &Article) -> Result<()> {
+        self.stats.articles += 1;
         let title = article.title.replace('_', " ");
+        let mut doc = String::new();
         for p in &article.paragraphs {
-            stats.paragraphs += 1;
+            self.stats.paragraphs += 1;
             doc.clear();
             let _ = writeln!(doc, "Title: {title}");
             let _ = writeln!(doc, "Context: {}", p.context.trim());
             for qa in &p.qas {
-                stats.questions += 1;
+                self.stats.questions += 1;
                 let answer = qa.answers.first().map_or("", |a| a.text.trim());
                 let _ = writeln!(doc, "Question: {}", qa.question.trim());
                 let _ = writeln!(doc, "Answer: {answer}");
             }
-            emit(&doc)?;
+            (self.emit)(&doc)?;
         }
+        Ok(())
     }
-    Ok(stats)
+}
+
+impl<'de, F: FnMut(&str) -> Result<()>> DeserializeSeed<'de> for Articles<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(&str) -> Result<()>> Visitor<'de> for Articles<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a SQuAD file: an object with a `data` list of articles")
+    }
+
+    /// The top-level object: finds `data` and reads it with [`visit_seq`](Self::visit_seq).
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> std::result::Result<(), A::Error> {
+        let mut found = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "data" {
+                map.next_value::<IgnoredAny>()?;
+            } else if found {
+                return Err(de::Error::duplicate_field("data"));
+            } else {
+                found = true;
+                map.next_value_seed(DataList(&mut self))?;
+            }
+        }
+        if !found {
+            return Err(de::Error::missing_field("data"));
+        }
+        Ok(())
+    }
+}
+
+/// `data`: a list of articles, each parsed whole and emitted before the next is read.
+struct DataList<'s, 'a, F>(&'s mut Articles<'a, F>);
+
+impl<'de, F: FnMut(&str) -> Result<()>> DeserializeSeed<'de> for DataList<'_, '_, F> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(&str) -> Result<()>> Visitor<'de> for DataList<'_, '_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of articles")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while let Some(article) = seq.next_element::<Article>()? {
+            if let Err(e) = self.0.article(&article) {
+                *self.0.failed = Some(e);
+                return Err(de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -114,7 +207,7 @@ mod tests {
     #[test]
     fn layout_and_counts() {
         let mut docs = Vec::new();
-        let stats = documents(Path::new("s.json"), SAMPLE, |d| {
+        let stats = read_documents(Path::new("s.json"), SAMPLE.as_bytes(), |d| {
             docs.push(d.to_string());
             Ok(())
         })
@@ -133,21 +226,74 @@ mod tests {
         );
     }
 
+    /// Counts the bytes read through it.
+    struct Counting<'a> {
+        inner: &'a [u8],
+        read: std::rc::Rc<std::cell::Cell<usize>>,
+    }
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read.set(self.read.get() + n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn articles_are_emitted_as_the_file_is_read() {
+        let article = r#"{"title": "T", "paragraphs": [{"context": "c", "qas": []}]}"#;
+        let big = format!(
+            r#"{{"data": [{}], "version": "1.1"}}"#,
+            vec![article; 20_000].join(",")
+        );
+        assert!(big.len() > 1 << 20);
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let input = Counting {
+            inner: big.as_bytes(),
+            read: read.clone(),
+        };
+        let mut read_at_first = None;
+        let stats = read_documents(Path::new("big.json"), input, |_| {
+            read_at_first.get_or_insert(read.get());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(stats.paragraphs, 20_000);
+        assert_eq!(read.get(), big.len(), "read to the end");
+        let first = read_at_first.unwrap();
+        assert!(
+            first <= 1 << 17,
+            "{first} bytes read before the first document"
+        );
+        // An error from `emit` ends the read there and is the one returned.
+        let err = read_documents(Path::new("big.json"), big.as_bytes(), |_| {
+            Err(DataError::Corpus("disk full".into()))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+    }
+
     #[test]
     fn errors_name_file_line_and_column() {
-        let err = documents(
+        let err = read_documents(
             Path::new("bad.json"),
-            "{\"data\": [\n  {\"title\": 3}]}",
+            "{\"data\": [\n  {\"title\": 3}]}".as_bytes(),
             |_| Ok(()),
         )
         .unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("bad.json:2:"), "{msg}");
         assert!(msg.contains("expected a string"), "{msg}");
-        let err =
-            documents(Path::new("bad.json"), "{\"version\": \"1.1\"}", |_| Ok(())).unwrap_err();
+        let err = read_documents(
+            Path::new("bad.json"),
+            &b"{\"version\": \"1.1\"}"[..],
+            |_| Ok(()),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("missing field `data`"), "{err}");
-        let err = documents(Path::new("bad.json"), "{\"data\": [", |_| Ok(())).unwrap_err();
+        let err =
+            read_documents(Path::new("bad.json"), &b"{\"data\": ["[..], |_| Ok(())).unwrap_err();
         assert!(err.to_string().starts_with("bad.json:1:"), "{err}");
     }
 }

@@ -296,6 +296,69 @@ fn squad_files_become_paragraph_documents() {
     assert!(text.contains("\n\nTitle: Delta\n"));
 }
 
+/// SQuAD files are parsed as they are read, so one found unusable part-way (a byte that is not
+/// UTF-8 after many articles) has already given documents: they, and its characters, must be
+/// cut back out. Duplicates, binary and blank files are skipped as text files are.
+#[test]
+fn squad_files_stream_and_unusable_ones_leave_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("c");
+    fs::create_dir_all(&corpus).unwrap();
+    fs::write(corpus.join("a_good.json"), SQUAD).unwrap();
+    fs::write(corpus.join("b_copy.json"), SQUAD).unwrap();
+    let article = |i: usize| {
+        format!(
+            r#"{{"title": "Omega {i}", "paragraphs": [{{"context": "Ω is the last letter, {i}.", "qas": []}}]}}"#
+        )
+    };
+    let mut late_bad = String::from(r#"{"version": "1.1", "data": ["#);
+    for i in 0..5000 {
+        late_bad += &article(i);
+        late_bad.push(',');
+    }
+    assert!(
+        late_bad.len() > 200_000,
+        "the bad byte must come after many reads"
+    );
+    let mut late_bad = late_bad.into_bytes();
+    late_bad.extend_from_slice(b"{\"title\": \"caf\xE9\", \"paragraphs\": []}]}");
+    fs::write(corpus.join("c_late_bad.json"), &late_bad).unwrap();
+    fs::write(corpus.join("d_blank.json"), " \n\t").unwrap();
+    fs::write(corpus.join("e_binary.json"), b"{\"data\": [\0]}").unwrap();
+    let opts = PrepareOptions {
+        format: Some(Format::SquadV1),
+        tokenizer: Some(TokenizerKind::Char),
+        ..options(Source::Path(corpus), tmp.path())
+    };
+    let p = run(&opts).unwrap();
+    let s = &p.summary;
+    assert_eq!((s.files_loaded, s.documents), (1, 3), "{}", s.to_json());
+    let count = |r: SkipReason| s.skipped.get(&r).copied().unwrap_or(0);
+    for reason in [
+        SkipReason::Duplicate,
+        SkipReason::NotUtf8,
+        SkipReason::Empty,
+        SkipReason::Binary,
+    ] {
+        assert_eq!(count(reason), 1, "{reason}: {}", s.to_json());
+    }
+    let q = s.squad.unwrap();
+    assert_eq!((q.articles, q.paragraphs, q.questions), (2, 3, 4));
+    assert_eq!(s.bytes_loaded, SQUAD.len() as u64);
+    let text = p.tokenizer.decode(&all_tokens(&p));
+    assert!(
+        !text.contains("Omega"),
+        "documents of the rejected file remain"
+    );
+    let vocab = p
+        .tokenizer
+        .decode(&(0..p.tokenizer.vocab_size() as u32).collect::<Vec<_>>());
+    assert!(
+        !vocab.contains('Ω'),
+        "its characters entered the vocabulary: {vocab:?}"
+    );
+}
+
 #[test]
 fn malformed_json_is_one_error_line_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();

@@ -48,9 +48,9 @@ pub struct DataArgs {
     #[arg(long)]
     pub no_download: bool,
 
-    /// Skip corpus files larger than this many MiB (default: no limit). Text files are read in
-    /// pieces of 4 MiB, so their size costs no memory, only disk for the prepared shards; a
-    /// `squad-v1` file is parsed whole (about three times its size in memory).
+    /// Skip corpus files larger than this many MiB (default: no limit). Files are read as a
+    /// stream (text in pieces of 4 MiB, `squad-v1` JSON one article at a time), so their size
+    /// costs no memory, only disk for the prepared shards.
     #[arg(long, value_name = "MIB")]
     pub max_file_mib: Option<u64>,
 }

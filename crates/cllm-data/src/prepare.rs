@@ -227,10 +227,10 @@ impl Plan {
                 })
             }
             Source::Path(path) => {
-                let walk = walk::walk(path)?;
+                let format = opts.format.unwrap_or(Format::Text);
+                let walk = walk::walk(path, format)?;
                 let canonical =
                     fs::canonicalize(path).map_err(|e| DataError::io(path, "resolving", e))?;
-                let format = opts.format.unwrap_or(Format::Text);
                 Ok(Plan {
                     display: path.display().to_string(),
                     identity: format!("path:{}:{format:?}", canonical.display()),

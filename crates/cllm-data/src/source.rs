@@ -37,6 +37,8 @@ pub enum SkipReason {
     /// Not a regular file: a named pipe, socket or device, which may never end or may block
     /// on open, and whose size and time say nothing about its content; never opened.
     NotRegular,
+    /// In a directory read as SQuAD JSON, a file not named `*.json`.
+    NotJson,
 }
 
 impl fmt::Display for SkipReason {
@@ -52,6 +54,7 @@ impl fmt::Display for SkipReason {
             SkipReason::SymlinkLoop => "symlink loop",
             SkipReason::Unreadable => "unreadable",
             SkipReason::NotRegular => "not a regular file",
+            SkipReason::NotJson => "not a .json file",
         })
     }
 }

@@ -11,6 +11,7 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
+use crate::registry::Format;
 use crate::source::SkipReason;
 
 /// Directory names skipped besides hidden ones (names starting with `.`, which covers `.git`,
@@ -79,14 +80,16 @@ fn special_kind(file_type: &std::fs::FileType) -> &'static str {
     "a special file"
 }
 
-/// Lists the files under `root` (or `root` itself if it is a file).
+/// Lists the files under `root` (or `root` itself if it is a file) to be read as `format`.
 ///
 /// Entries that are neither regular files nor directories (named pipes, sockets, devices) are
-/// skipped as [`SkipReason::NotRegular`], never opened.
+/// skipped as [`SkipReason::NotRegular`], never opened. For SQuAD JSON, a directory's files
+/// other than `*.json` (the README or licence beside the data) are skipped as
+/// [`SkipReason::NotJson`]; a file given as `root` is taken whatever its name.
 ///
 /// # Errors
 /// If `root` does not exist or cannot be read, or is itself such a special file.
-pub fn walk(root: &Path) -> Result<Walk> {
+pub fn walk(root: &Path, format: Format) -> Result<Walk> {
     let meta =
         std::fs::metadata(root).map_err(|e| DataError::io(root, "opening corpus path", e))?;
     let mut out = Walk::default();
@@ -119,6 +122,15 @@ pub fn walk(root: &Path) -> Result<Walk> {
                 if e.file_name().to_string_lossy().starts_with('.') {
                     out.skipped
                         .push((e.path().to_path_buf(), SkipReason::Hidden));
+                    continue;
+                }
+                let json = e
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x.eq_ignore_ascii_case("json"));
+                if format == Format::SquadV1 && !json {
+                    out.skipped
+                        .push((e.path().to_path_buf(), SkipReason::NotJson));
                     continue;
                 }
                 match candidate(e.path()) {

@@ -298,7 +298,8 @@ fn squad_files_become_paragraph_documents() {
 
 /// SQuAD files are parsed as they are read, so one found unusable part-way (a byte that is not
 /// UTF-8 after many articles) has already given documents: they, and its characters, must be
-/// cut back out. Duplicates, binary and blank files are skipped as text files are.
+/// cut back out. Duplicates, binary and blank files are skipped as text files are, and files
+/// not named `*.json` (a README beside the data) are not read at all.
 #[test]
 fn squad_files_stream_and_unusable_ones_leave_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -325,26 +326,35 @@ fn squad_files_stream_and_unusable_ones_leave_nothing() {
     fs::write(corpus.join("c_late_bad.json"), &late_bad).unwrap();
     fs::write(corpus.join("d_blank.json"), " \n\t").unwrap();
     fs::write(corpus.join("e_binary.json"), b"{\"data\": [\0]}").unwrap();
-    let opts = PrepareOptions {
+    fs::write(corpus.join("README.txt"), "About this data.\n").unwrap();
+    let upper = SQUAD.replace("Delta", "Epsilon");
+    fs::write(corpus.join("f_upper.JSON"), &upper).unwrap();
+    let opts = |path: PathBuf| PrepareOptions {
         format: Some(Format::SquadV1),
         tokenizer: Some(TokenizerKind::Char),
-        ..options(Source::Path(corpus), tmp.path())
+        ..options(Source::Path(path), tmp.path())
     };
-    let p = run(&opts).unwrap();
+    // A file named as the corpus is read whatever its name.
+    let single = tmp.path().join("data.squad");
+    fs::write(&single, SQUAD).unwrap();
+    assert_eq!(run(&opts(single)).unwrap().summary.documents, 3);
+    let p = run(&opts(corpus)).unwrap();
     let s = &p.summary;
-    assert_eq!((s.files_loaded, s.documents), (1, 3), "{}", s.to_json());
+    assert_eq!((s.files_loaded, s.documents), (2, 6), "{}", s.to_json());
     let count = |r: SkipReason| s.skipped.get(&r).copied().unwrap_or(0);
     for reason in [
         SkipReason::Duplicate,
         SkipReason::NotUtf8,
         SkipReason::Empty,
         SkipReason::Binary,
+        SkipReason::NotJson,
     ] {
         assert_eq!(count(reason), 1, "{reason}: {}", s.to_json());
     }
+    assert_eq!(s.read.files_opened, 6, "README.txt is never opened");
     let q = s.squad.unwrap();
-    assert_eq!((q.articles, q.paragraphs, q.questions), (2, 3, 4));
-    assert_eq!(s.bytes_loaded, SQUAD.len() as u64);
+    assert_eq!((q.articles, q.paragraphs, q.questions), (4, 6, 8));
+    assert_eq!(s.bytes_loaded, (SQUAD.len() + upper.len()) as u64);
     let text = p.tokenizer.decode(&all_tokens(&p));
     assert!(
         !text.contains("Omega"),

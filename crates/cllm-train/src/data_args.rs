@@ -36,7 +36,9 @@ pub struct DataArgs {
     #[arg(long, value_name = "N")]
     pub vocab_size: Option<usize>,
 
-    /// Format of the files under PATH: `text` (default) or `squad-v1`.
+    /// Format of the files under PATH: `text` (default) or `squad-v1` (SQuAD v1 JSON: each
+    /// paragraph with its questions and answers becomes a document; in a directory, only
+    /// `*.json` files are read).
     #[arg(long, value_name = "FORMAT", requires = "path")]
     pub format: Option<Format>,
 

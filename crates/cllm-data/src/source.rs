@@ -60,7 +60,7 @@ impl fmt::Display for SkipReason {
 }
 
 /// How many leading bytes are searched for NUL to call a file binary (as git does).
-const BINARY_PROBE: usize = 8000;
+pub const BINARY_PROBE: usize = 8000;
 
 /// Largest piece of a file [`Checked::pieces`] holds in memory at once.
 pub const STREAM_CHUNK: usize = 4 << 20;

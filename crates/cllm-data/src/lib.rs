@@ -30,6 +30,7 @@
 
 mod cache;
 pub mod checksum;
+mod documents;
 mod encoder;
 mod error;
 pub mod fetch;

@@ -5,16 +5,16 @@
 //! A prepared directory `<cache>/prepared/<name>-<key>/` holds `train.bin`, `val.bin`,
 //! `tokenizer.json` and `dataset.json`. It is built in a sibling temporary directory and
 //! renamed into place only when complete, so a failure leaves nothing half-written (`cache.rs`:
-//! the build-and-rename, the per-preparation lock, reuse; `encoder.rs`: the parallel encoder).
+//! the build-and-rename, the per-preparation lock, reuse; `documents.rs`: reading the sources;
+//! `encoder.rs`: the parallel encoder).
 //!
 //! Memory: every source is read once, as a stream, whatever its size: a text file in pieces of
 //! at most [`crate::source::STREAM_CHUNK`] bytes, a SQuAD file one article at a time (a
-//! registered dataset file is checksummed in the same read). Besides: I/O buffers of a few MiB and the
-//! tokenizer (a BPE trainer sees at most [`BPE_TRAIN_BYTES`] of text, which bounds its
-//! statistics). The corpus as a whole is never held in memory: documents go to a spill file
+//! registered dataset file is checksummed in the same read). Besides: I/O buffers of a few
+//! MiB and the tokenizer (a BPE trainer sees at most [`BPE_TRAIN_BYTES`] of text, which bounds
+//! its statistics). The corpus as a whole is never held in memory: documents go to a spill file
 //! and are read back in [`crate::spill::CHUNK_BYTES`] pieces.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,16 +22,16 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::cache::{PrepareLock, build_into, remove_leftovers, reuse};
-use crate::checksum::{Expected, hex, sha256_hex};
+use crate::checksum::{hex, sha256_hex};
+use crate::documents::{Inputs, PlannedInput, Reading};
 use crate::encoder::Encoder;
 use crate::error::{DataError, Result};
 use crate::fetch::DataDirs;
 use crate::registry::{self, Format, Resolved};
 use crate::shard::{ShardReader, ShardWriter, copy_range};
-use crate::source::{Checked, SkipReason, SourceReader};
+use crate::source::SourceReader;
 use crate::spill::{DocSplit, SpillWriter};
-use crate::squad::{self, SquadStats};
-use crate::summary::{DatasetSummary, InputFile, PREPARED_VERSION, SkippedFile, peak_rss_bytes};
+use crate::summary::{DatasetSummary, PREPARED_VERSION, peak_rss_bytes};
 use crate::tokenizer::{Tokenizer, TokenizerKind};
 use crate::walk::{self, Candidate};
 
@@ -177,22 +177,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, "writing", e))?;
     fs::rename(&tmp, path).map_err(|e| DataError::io(path, "renaming into", e))
-}
-
-/// One input of a plan.
-struct PlannedInput {
-    candidate: Candidate,
-    split: DocSplit,
-    expected: Option<Expected>,
-}
-
-enum Inputs {
-    /// Named dataset files: must exist and be valid; any problem is an error.
-    Files(Vec<PlannedInput>),
-    /// A walked path: problems with single files are skips.
-    Walk(walk::Walk),
-    /// In-memory texts.
-    Texts(Vec<(String, String)>),
 }
 
 struct Plan {
@@ -409,227 +393,6 @@ pub fn prepare(opts: &PrepareOptions, progress: &mut dyn FnMut(&str)) -> Result<
     Ok(prepared)
 }
 
-/// Running tallies of the read phase.
-#[derive(Default)]
-struct Tally {
-    files_seen: u64,
-    files_loaded: u64,
-    bytes_loaded: u64,
-    skipped: BTreeMap<SkipReason, u64>,
-    examples: Vec<SkippedFile>,
-    inputs: Vec<InputFile>,
-    squad: Option<SquadStats>,
-    /// Characters of the accepted documents, for a char tokenizer.
-    chars: CharSet,
-}
-
-impl Tally {
-    fn skip(&mut self, path: PathBuf, reason: SkipReason) {
-        *self.skipped.entry(reason).or_default() += 1;
-        if self.examples.len() < 20 {
-            self.examples.push(SkippedFile { path, reason });
-        }
-    }
-
-    /// Records a source file whose text became documents.
-    fn loaded(&mut self, path: String, bytes: u64, sha256: String) {
-        self.files_loaded += 1;
-        self.bytes_loaded += bytes;
-        self.inputs.push(InputFile {
-            path,
-            bytes,
-            sha256,
-        });
-    }
-}
-
-/// A set of characters: ASCII in a table, the rest in a sorted set.
-struct CharSet {
-    ascii: [bool; 128],
-    other: BTreeSet<char>,
-}
-
-impl Default for CharSet {
-    fn default() -> Self {
-        CharSet {
-            ascii: [false; 128],
-            other: BTreeSet::new(),
-        }
-    }
-}
-
-impl CharSet {
-    fn see(&mut self, text: &str) {
-        for c in text.chars() {
-            match self.ascii.get_mut(c as usize) {
-                Some(seen) => *seen = true,
-                None => {
-                    self.other.insert(c);
-                }
-            }
-        }
-    }
-
-    fn merge(&mut self, other: &CharSet) {
-        for (mine, theirs) in self.ascii.iter_mut().zip(other.ascii) {
-            *mine |= theirs;
-        }
-        self.other.extend(other.other.iter().copied());
-    }
-
-    fn iter(&self) -> impl Iterator<Item = char> + '_ {
-        let ascii = (0u8..128)
-            .filter(|&b| self.ascii[b as usize])
-            .map(char::from);
-        ascii.chain(self.other.iter().copied())
-    }
-}
-
-/// Where the documents of the source being read go.
-struct Dest<'a> {
-    tally: &'a mut Tally,
-    spill: &'a mut SpillWriter,
-    split: DocSplit,
-    want_chars: bool,
-}
-
-/// Reads one source through `checked` into the spill file: a text file streamed in pieces as
-/// one document, a SQuAD file parsed as it is read into one document per paragraph. Its
-/// documents and characters count only if the whole source is usable; if not, they are cut
-/// back out of the spill file and the reason is returned.
-///
-/// # Errors
-/// A SQuAD file that is usable text but not SQuAD JSON, or a spill write error.
-fn read_source<R: std::io::Read>(
-    reader: &mut SourceReader,
-    dest: Dest<'_>,
-    path: &Path,
-    checked: &mut Checked<R>,
-    format: Format,
-    progress: &mut dyn FnMut(&str),
-) -> Result<std::result::Result<(), SkipReason>> {
-    let Dest {
-        tally,
-        spill,
-        split,
-        want_chars,
-    } = dest;
-    spill.begin_source()?;
-    let mut chars = CharSet::default();
-    let verdict = match format {
-        Format::Text => {
-            let mut read = 0u64;
-            let total = checked.size_hint();
-            checked.pieces(&mut |text| {
-                if want_chars {
-                    chars.see(text);
-                }
-                // A large file says how far it is, every 256 MiB.
-                let before = read >> 28;
-                read += text.len() as u64;
-                if read >> 28 > before {
-                    progress(&format!(
-                        "reading {}: {} of {} MB",
-                        path.display(),
-                        read / 1_000_000,
-                        total / 1_000_000
-                    ));
-                }
-                spill.append(text)
-            })?;
-            let verdict = reader.conclude(checked);
-            if verdict.is_ok() {
-                spill.commit(split);
-            }
-            verdict
-        }
-        Format::SquadV1 => {
-            let parsed = squad::read_documents(path, &mut *checked, |doc| {
-                if want_chars {
-                    chars.see(doc);
-                }
-                let paragraphs = spill.documents() + 1;
-                if paragraphs % (1 << 16) == 0 {
-                    progress(&format!(
-                        "reading {}: {paragraphs} paragraphs",
-                        path.display()
-                    ));
-                }
-                spill.push(doc, split)
-            });
-            match (parsed, reader.conclude(checked)) {
-                (Ok(stats), verdict) => {
-                    if verdict.is_ok() {
-                        tally
-                            .squad
-                            .get_or_insert_with(SquadStats::default)
-                            .add(stats);
-                    }
-                    verdict
-                }
-                // Not text (binary, not UTF-8, blank): a skip, whatever the parser made of it.
-                (Err(_), Err(reason)) if reason != SkipReason::Duplicate => Err(reason),
-                (Err(e), _) => return Err(e),
-            }
-        }
-    };
-    match verdict {
-        Ok(file) => {
-            tally.chars.merge(&chars);
-            tally.loaded(path.display().to_string(), file.bytes, file.sha256);
-            Ok(Ok(()))
-        }
-        Err(reason) => {
-            spill.discard()?;
-            Ok(Err(reason))
-        }
-    }
-}
-
-/// Reads one file of a registered dataset: like a walk's file, but verified against the
-/// registry's checksum in the same read, and a file that cannot be used is an error.
-fn dataset_file(
-    reader: &mut SourceReader,
-    dest: Dest<'_>,
-    f: &PlannedInput,
-    format: Format,
-    progress: &mut dyn FnMut(&str),
-) -> Result<()> {
-    let path = &f.candidate.path;
-    let file = fs::File::open(path).map_err(|e| DataError::io(path, "reading", e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| DataError::io(path, "reading", e))?
-        .len();
-    reader.counts.files_opened += 1;
-    let Some(expected) = f.expected.clone() else {
-        let mut checked = Checked::new(file, len, u64::MAX);
-        let read = read_source(reader, dest, path, &mut checked, format, progress)?;
-        return read.map_err(|reason| unusable_dataset_file(path, reason));
-    };
-    let mut checked = Checked::new(expected.reader(file, len), len, u64::MAX);
-    let read = read_source(reader, dest, path, &mut checked, format, progress);
-    // A file that is not the published one says so first, whatever else is wrong with it.
-    let verified = checked
-        .into_inner()
-        .finish()
-        .map_err(|e| DataError::io(path, "reading", e))?;
-    verified.map_err(|(kind, actual, expected)| DataError::Checksum {
-        path: path.clone(),
-        kind,
-        actual,
-        expected,
-    })?;
-    read?.map_err(|reason| unusable_dataset_file(path, reason))
-}
-
-fn unusable_dataset_file(path: &Path, reason: SkipReason) -> DataError {
-    DataError::Corpus(format!(
-        "{}: cannot use this dataset file: {reason}",
-        path.display()
-    ))
-}
-
 fn build(
     tmp: &Path,
     plan: &Plan,
@@ -640,77 +403,19 @@ fn build(
 ) -> Result<()> {
     let started = Instant::now();
     let mut reader = SourceReader::default();
-    let mut tally = Tally::default();
     let mut spill = SpillWriter::create(&tmp.join("documents.txt"))?;
-    let want_chars = plan.tokenizer == TokenizerKind::Char;
 
     // 1. Read every source once; accepted documents go to the spill file.
-    match &plan.inputs {
-        Inputs::Files(files) => {
-            for f in files {
-                progress(&format!("reading {}", f.candidate.path.display()));
-                tally.files_seen += 1;
-                let to = Dest {
-                    tally: &mut tally,
-                    spill: &mut spill,
-                    split: f.split,
-                    want_chars,
-                };
-                dataset_file(&mut reader, to, f, plan.format, progress)?;
-            }
-        }
-        Inputs::Walk(w) => {
-            for (path, reason) in &w.skipped {
-                tally.files_seen += 1;
-                tally.skip(path.clone(), *reason);
-            }
-            let n = w.candidates.len();
-            let max_bytes = opts.max_file_bytes.unwrap_or(u64::MAX);
-            for (i, c) in w.candidates.iter().enumerate() {
-                if i % 256 == 0 {
-                    progress(&format!("reading files: {i}/{n}"));
-                }
-                tally.files_seen += 1;
-                let read = match reader.open(&c.path, c.bytes, max_bytes) {
-                    Ok(mut checked) => {
-                        let to = Dest {
-                            tally: &mut tally,
-                            spill: &mut spill,
-                            split: DocSplit::Auto,
-                            want_chars,
-                        };
-                        read_source(
-                            &mut reader,
-                            to,
-                            &c.path,
-                            &mut checked,
-                            plan.format,
-                            progress,
-                        )?
-                    }
-                    Err(reason) => Err(reason),
-                };
-                if let Err(reason) = read {
-                    tally.skip(c.path.clone(), reason);
-                }
-            }
-        }
-        Inputs::Texts(texts) => {
-            for (name, text) in texts {
-                tally.files_seen += 1;
-                match reader.accept(text.clone().into_bytes()) {
-                    Ok(loaded) => {
-                        tally.loaded(format!("builtin:{name}"), loaded.bytes, loaded.sha256);
-                        if want_chars {
-                            tally.chars.see(&loaded.text);
-                        }
-                        spill.push(&loaded.text, DocSplit::Auto)?;
-                    }
-                    Err(reason) => tally.skip(PathBuf::from(format!("builtin:{name}")), reason),
-                }
-            }
-        }
-    }
+    let want_chars = plan.tokenizer == TokenizerKind::Char;
+    let max_bytes = opts.max_file_bytes.unwrap_or(u64::MAX);
+    let reading = Reading {
+        reader: &mut reader,
+        spill: &mut spill,
+        format: plan.format,
+        want_chars,
+        max_bytes,
+    };
+    let mut tally = reading.read(&plan.inputs, progress)?;
     let documents = spill.documents() as u64;
     if documents == 0 {
         let skipped: Vec<String> = tally

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checksum::Expected;
 use crate::error::{DataError, Result};
+use crate::jsonl::{self, JsonlStats};
 use crate::registry::Format;
 use crate::source::{Checked, SkipReason, SourceReader};
 use crate::spill::{DocSplit, SpillWriter};
@@ -50,6 +51,7 @@ pub(crate) struct Tally {
     pub examples: Vec<SkippedFile>,
     pub inputs: Vec<InputFile>,
     pub squad: Option<SquadStats>,
+    pub jsonl: Option<JsonlStats>,
     /// Characters of the accepted documents, for a char tokenizer.
     pub chars: CharSet,
 }
@@ -231,27 +233,29 @@ impl Reading<'_> {
                 }
                 verdict
             }
-            Format::SquadV1 => {
-                let parsed = squad::read_documents(path, &mut *checked, |doc| {
+            Format::SquadV1 | Format::Jsonl => {
+                let mut emit = |doc: &str| {
                     if want_chars {
                         chars.see(doc);
                     }
-                    let paragraphs = spill.documents() + 1;
-                    if paragraphs % (1 << 16) == 0 {
+                    let documents = spill.documents() + 1;
+                    if documents % (1 << 16) == 0 {
                         progress(&format!(
-                            "reading {}: {paragraphs} paragraphs",
+                            "reading {}: {documents} documents",
                             path.display()
                         ));
                     }
                     spill.push(doc, split)
-                });
+                };
+                let parsed = if self.format == Format::Jsonl {
+                    jsonl::read_documents(path, &mut *checked, &mut emit).map(Parsed::Jsonl)
+                } else {
+                    squad::read_documents(path, &mut *checked, &mut emit).map(Parsed::Squad)
+                };
                 match (parsed, self.reader.conclude(checked)) {
-                    (Ok(stats), verdict) => {
+                    (Ok(parsed), verdict) => {
                         if verdict.is_ok() {
-                            tally
-                                .squad
-                                .get_or_insert_with(SquadStats::default)
-                                .add(stats);
+                            parsed.count(tally);
                         }
                         verdict
                     }
@@ -308,6 +312,21 @@ impl Reading<'_> {
             expected,
         })?;
         read?.map_err(|reason| unusable_dataset_file(path, reason))
+    }
+}
+
+/// What parsing a structured file counted.
+enum Parsed {
+    Squad(SquadStats),
+    Jsonl(JsonlStats),
+}
+
+impl Parsed {
+    fn count(self, tally: &mut Tally) {
+        match self {
+            Parsed::Squad(s) => tally.squad.get_or_insert_with(SquadStats::default).add(s),
+            Parsed::Jsonl(s) => tally.jsonl.get_or_insert_with(JsonlStats::default).add(s),
+        }
     }
 }
 

@@ -34,6 +34,7 @@ mod documents;
 mod encoder;
 mod error;
 pub mod fetch;
+pub mod jsonl;
 mod prepare;
 pub mod registry;
 mod sampler;

@@ -523,6 +523,7 @@ fn build(
         val_tokens,
         inputs: tally.inputs,
         squad: tally.squad,
+        jsonl: tally.jsonl,
         prepare_seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
     };

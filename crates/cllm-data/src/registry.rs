@@ -27,6 +27,8 @@ pub enum Format {
     Text,
     /// SQuAD v1 JSON; one paragraph is one document.
     SquadV1,
+    /// JSON Lines; each line's `text` field is one document.
+    Jsonl,
 }
 
 impl std::str::FromStr for Format {
@@ -35,7 +37,10 @@ impl std::str::FromStr for Format {
         match s {
             "text" => Ok(Format::Text),
             "squad" | "squad-v1" => Ok(Format::SquadV1),
-            _ => Err(format!("unknown format `{s}` (expected text or squad-v1)")),
+            "jsonl" | "json-lines" | "ndjson" => Ok(Format::Jsonl),
+            _ => Err(format!(
+                "unknown format `{s}` (expected text, squad-v1 or jsonl)"
+            )),
         }
     }
 }

@@ -39,6 +39,8 @@ pub enum SkipReason {
     NotRegular,
     /// In a directory read as SQuAD JSON, a file not named `*.json`.
     NotJson,
+    /// In a directory read as JSON Lines, a file not named `*.jsonl` (or `*.ndjson`).
+    NotJsonl,
 }
 
 impl fmt::Display for SkipReason {
@@ -55,6 +57,7 @@ impl fmt::Display for SkipReason {
             SkipReason::Unreadable => "unreadable",
             SkipReason::NotRegular => "not a regular file",
             SkipReason::NotJson => "not a .json file",
+            SkipReason::NotJsonl => "not a .jsonl file",
         })
     }
 }
@@ -309,6 +312,9 @@ impl<R: Read> Read for Checked<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if let Some(reason) = self.refused {
             return Err(std::io::Error::other(format!("not usable text: {reason}")));
+        }
+        if buf.is_empty() {
+            return Ok(0); // not the end of the source: nothing was asked for
         }
         let n = loop {
             match self.inner.read(buf) {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checksum::sha256_hex;
 use crate::error::{DataError, Result};
+use crate::jsonl::JsonlStats;
 use crate::source::{ReadCounts, SkipReason};
 use crate::squad::SquadStats;
 use crate::tokenizer::TokenizerKind;
@@ -74,6 +75,8 @@ pub struct DatasetSummary {
     pub inputs: Vec<InputFile>,
     /// SQuAD counts, for SQuAD datasets.
     pub squad: Option<SquadStats>,
+    /// JSON Lines counts, for JSON Lines corpora.
+    pub jsonl: Option<JsonlStats>,
     /// Wall time of the preparation.
     pub prepare_seconds: f64,
     /// Peak resident memory of the process when preparation finished (Linux), in bytes.
@@ -151,6 +154,13 @@ impl DatasetSummary {
                 "squad: {} articles, {} paragraphs, {} questions\n",
                 q.articles, q.paragraphs, q.questions
             );
+        }
+        if let Some(j) = &self.jsonl {
+            s += &format!("jsonl: {}", counted(j.records, "record"));
+            if j.empty > 0 {
+                s += &format!(" ({} with empty text, no document)", j.empty);
+            }
+            s.push('\n');
         }
         s += &format!(
             "tokenizer: {} (vocab {}); tokens: {} train, {} val",

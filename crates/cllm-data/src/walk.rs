@@ -80,12 +80,26 @@ fn special_kind(file_type: &std::fs::FileType) -> &'static str {
     "a special file"
 }
 
+/// Why a directory's file at `path` is not read as `format`, judged by its extension.
+fn other_format(path: &Path, format: Format) -> Option<SkipReason> {
+    let is = |ext: &str| {
+        path.extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case(ext))
+    };
+    match format {
+        Format::Text => None,
+        Format::SquadV1 => (!is("json")).then_some(SkipReason::NotJson),
+        Format::Jsonl => (!is("jsonl") && !is("ndjson")).then_some(SkipReason::NotJsonl),
+    }
+}
+
 /// Lists the files under `root` (or `root` itself if it is a file) to be read as `format`.
 ///
 /// Entries that are neither regular files nor directories (named pipes, sockets, devices) are
 /// skipped as [`SkipReason::NotRegular`], never opened. For SQuAD JSON, a directory's files
 /// other than `*.json` (the README or licence beside the data) are skipped as
-/// [`SkipReason::NotJson`]; a file given as `root` is taken whatever its name.
+/// [`SkipReason::NotJson`], and for JSON Lines those other than `*.jsonl` or `*.ndjson` as
+/// [`SkipReason::NotJsonl`]; a file given as `root` is taken whatever its name.
 ///
 /// # Errors
 /// If `root` does not exist or cannot be read, or is itself such a special file.
@@ -124,13 +138,8 @@ pub fn walk(root: &Path, format: Format) -> Result<Walk> {
                         .push((e.path().to_path_buf(), SkipReason::Hidden));
                     continue;
                 }
-                let json = e
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x.eq_ignore_ascii_case("json"));
-                if format == Format::SquadV1 && !json {
-                    out.skipped
-                        .push((e.path().to_path_buf(), SkipReason::NotJson));
+                if let Some(reason) = other_format(e.path(), format) {
+                    out.skipped.push((e.path().to_path_buf(), reason));
                     continue;
                 }
                 match candidate(e.path()) {

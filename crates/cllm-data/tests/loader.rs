@@ -369,6 +369,58 @@ fn squad_files_stream_and_unusable_ones_leave_nothing() {
     );
 }
 
+/// JSON Lines: each record's `text` is a document; a directory gives only its `*.jsonl` and
+/// `*.ndjson` files; a bad record is one error line naming file and line; a file found not
+/// UTF-8 part-way is skipped and leaves nothing.
+#[test]
+fn jsonl_records_become_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("c");
+    fs::create_dir_all(&corpus).unwrap();
+    fs::write(
+        corpus.join("a.jsonl"),
+        "{\"text\": \"first story\", \"id\": 1}\n\n{\"text\": \"\"}\n{\"text\": \"second\\nstory\"}\n",
+    )
+    .unwrap();
+    fs::write(corpus.join("b.ndjson"), "{\"text\": \"third\"}\n").unwrap();
+    let mut late_bad = "{\"text\": \"Ω\"}\n".repeat(10_000).into_bytes();
+    late_bad.extend_from_slice(b"{\"text\": \"caf\xE9\"}\n");
+    fs::write(corpus.join("c_late_bad.jsonl"), &late_bad).unwrap();
+    fs::write(corpus.join("README.md"), "# About\n").unwrap();
+    let opts = |path: PathBuf| PrepareOptions {
+        format: Some(Format::Jsonl),
+        tokenizer: Some(TokenizerKind::Char),
+        ..options(Source::Path(path), tmp.path())
+    };
+    let p = run(&opts(corpus.clone())).unwrap();
+    let s = &p.summary;
+    assert_eq!((s.files_loaded, s.documents), (2, 3), "{}", s.to_json());
+    let j = s.jsonl.unwrap();
+    assert_eq!((j.records, j.empty), (4, 1));
+    let count = |r: SkipReason| s.skipped.get(&r).copied().unwrap_or(0);
+    assert_eq!(count(SkipReason::NotJsonl), 1, "{}", s.to_json());
+    assert_eq!(count(SkipReason::NotUtf8), 1, "{}", s.to_json());
+    let text = p.tokenizer.decode(&all_tokens(&p));
+    assert_eq!(text, "first story\n\nsecond\nstory\n\nthird");
+    assert!(
+        s.human().contains("jsonl: 4 records (1 with empty text"),
+        "{}",
+        s.human()
+    );
+
+    fs::write(
+        corpus.join("d.jsonl"),
+        "{\"text\": \"ok\"}\n{\"body\": \"no text field\"}\n",
+    )
+    .unwrap();
+    let msg = run(&opts(corpus)).unwrap_err().to_string();
+    assert!(
+        msg.contains("d.jsonl:2:") && msg.contains("missing field `text`"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'), "one line: {msg}");
+}
+
 #[test]
 fn malformed_json_is_one_error_line_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();

@@ -36,9 +36,10 @@ pub struct DataArgs {
     #[arg(long, value_name = "N")]
     pub vocab_size: Option<usize>,
 
-    /// Format of the files under PATH: `text` (default) or `squad-v1` (SQuAD v1 JSON: each
-    /// paragraph with its questions and answers becomes a document; in a directory, only
-    /// `*.json` files are read).
+    /// Format of the files under PATH: `text` (default: a file is a document), `squad-v1`
+    /// (SQuAD v1 JSON: each paragraph with its questions and answers is a document; in a
+    /// directory, only `*.json` files are read) or `jsonl` (JSON Lines: each line's `text`
+    /// field is a document, other fields ignored; in a directory, only `*.jsonl` and `*.ndjson`).
     #[arg(long, value_name = "FORMAT", requires = "path")]
     pub format: Option<Format>,
 
@@ -51,8 +52,8 @@ pub struct DataArgs {
     pub no_download: bool,
 
     /// Skip corpus files larger than this many MiB (default: no limit). Files are read as a
-    /// stream (text in pieces of 4 MiB, `squad-v1` JSON one article at a time), so their size
-    /// costs no memory, only disk for the prepared shards.
+    /// stream (text in pieces of 4 MiB, `squad-v1` JSON one article at a time, `jsonl` one
+    /// line at a time), so their size costs no memory, only disk for the prepared shards.
     #[arg(long, value_name = "MIB")]
     pub max_file_mib: Option<u64>,
 }

@@ -92,6 +92,37 @@ fn malformed_json_fails_with_one_line_and_writes_nothing() {
 }
 
 #[test]
+fn jsonl_corpora_prepare_and_unknown_formats_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("stories.jsonl");
+    let line = "{\"text\": \"Once upon a time there was a tiny model.\", \"id\": 7}\n";
+    fs::write(&file, line.repeat(3) + "{\"text\": \"The end.\"}\n").unwrap();
+    let cache = tmp.path().join("cache");
+    let run = tmp.path().join("run");
+    let args = |format: &'static str| {
+        [
+            file.to_str().unwrap().to_string(),
+            "--format".into(),
+            format.into(),
+            "--prepare-only".into(),
+            "--out".into(),
+            run.to_str().unwrap().to_string(),
+        ]
+    };
+    let out = cllm_train(&args("jsonl").each_ref().map(String::as_str), &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("4 documents") && stdout.contains("jsonl: 4 records"),
+        "{stdout}"
+    );
+    let out = cllm_train(&args("yaml").each_ref().map(String::as_str), &cache);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("text, squad-v1 or jsonl"), "{err}");
+}
+
+#[test]
 fn bad_requests_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");

@@ -1,0 +1,155 @@
+//! JSON Lines to documents: one JSON object per line, whose `text` field is a document (the
+//! layout of Hugging Face `datasets` exports and of many web-text dumps):
+//!
+//! ```text
+//! {"text": "Once upon a time...", "id": 17}
+//! {"text": "The second document.\nIt has two lines."}
+//! ```
+//!
+//! Other fields are ignored, and so are blank lines. A record whose text is empty or only
+//! whitespace gives no document (it is counted). A line that is not an object with a string
+//! `text` is an error naming its line and column.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DataError, Result};
+
+/// One line's record: only `text` is read.
+#[derive(Deserialize)]
+struct Record {
+    text: String,
+}
+
+/// Counts of a JSON Lines file's contents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonlStats {
+    /// Records (non-blank lines).
+    pub records: u64,
+    /// Records whose text was empty or whitespace, which gave no document.
+    pub empty: u64,
+}
+
+impl JsonlStats {
+    /// Adds another file's counts.
+    pub fn add(&mut self, o: JsonlStats) {
+        self.records += o.records;
+        self.empty += o.empty;
+    }
+}
+
+/// Reads JSON Lines from `input` (`path` names it in errors) and calls `emit` with each
+/// record's text, line by line: what is held is one line.
+///
+/// # Errors
+/// A line that is not a JSON object with a string `text` (with its line and column), a read
+/// error of `input` (with the line reached), or the first error `emit` returns.
+pub fn read_documents(
+    path: &Path,
+    input: impl Read,
+    mut emit: impl FnMut(&str) -> Result<()>,
+) -> Result<JsonlStats> {
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    let mut stats = JsonlStats::default();
+    let mut line = String::new();
+    for number in 1.. {
+        line.clear();
+        let n = input.read_line(&mut line).map_err(|e| DataError::Json {
+            path: path.into(),
+            line: number,
+            column: 1,
+            message: e.to_string(),
+        })?;
+        if n == 0 {
+            break;
+        }
+        let start = line.len() - line.trim_start().len();
+        if start == line.len() {
+            continue;
+        }
+        // serde would also take a list as the record (`["..."]`, fields by position).
+        if !line[start..].starts_with('{') {
+            return Err(DataError::Json {
+                path: path.into(),
+                line: number,
+                column: start + 1,
+                message: "expected a JSON object with a string `text` field".into(),
+            });
+        }
+        let record: Record = serde_json::from_str(&line).map_err(|e| {
+            let mut err = DataError::json(path, &e);
+            if let DataError::Json { line, .. } = &mut err {
+                *line = number; // each line is parsed alone, as its first line
+            }
+            err
+        })?;
+        stats.records += 1;
+        if record.text.trim().is_empty() {
+            stats.empty += 1;
+        } else {
+            emit(&record.text)?;
+        }
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn documents(text: &str) -> Result<(Vec<String>, JsonlStats)> {
+        let mut docs = Vec::new();
+        let stats = read_documents(Path::new("d.jsonl"), text.as_bytes(), |d| {
+            docs.push(d.to_string());
+            Ok(())
+        })?;
+        Ok((docs, stats))
+    }
+
+    #[test]
+    fn records_become_documents() {
+        let (docs, stats) = documents(
+            "{\"text\": \"first\\nline two\", \"id\": 1, \"meta\": {\"a\": [1]}}\n\
+             \n   \n\
+             {\"id\": 2, \"text\": \"  \"}\n\
+             {\"text\": \"é ✓\"}",
+        )
+        .unwrap();
+        assert_eq!(docs, ["first\nline two", "é ✓"]);
+        assert_eq!(
+            stats,
+            JsonlStats {
+                records: 3,
+                empty: 1
+            }
+        );
+        // Windows line ends are whitespace around the object.
+        let (docs, _) = documents("{\"text\": \"a\"}\r\n{\"text\": \"b\"}\r\n").unwrap();
+        assert_eq!(docs, ["a", "b"]);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        for (text, line, needle) in [
+            (
+                "{\"text\": \"a\"}\n\n{\"txt\": \"b\"}\n",
+                3,
+                "missing field `text`",
+            ),
+            ("{\"text\": \"a\"}\n{\"text\": 5}\n", 2, "expected a string"),
+            (
+                "{\"text\": \"a\"}\n{\"text\": \"a\"} x\n",
+                2,
+                "trailing characters",
+            ),
+            ("[\"text\"]\n", 1, "expected a JSON object"),
+            ("\"text\"\n", 1, "expected a JSON object"),
+        ] {
+            let err = documents(text).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("d.jsonl:{line}:")), "{err}");
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+}

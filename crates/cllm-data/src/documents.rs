@@ -124,6 +124,8 @@ pub(crate) struct Reading<'a> {
     pub reader: &'a mut SourceReader,
     pub spill: &'a mut SpillWriter,
     pub format: Format,
+    /// The field of a JSON Lines record that holds its text.
+    pub text_field: &'a str,
     /// Whether to collect the documents' characters (for a char tokenizer).
     pub want_chars: bool,
     /// Files of a walk larger than this are skipped.
@@ -248,7 +250,8 @@ impl Reading<'_> {
                     spill.push(doc, split)
                 };
                 let parsed = if self.format == Format::Jsonl {
-                    jsonl::read_documents(path, &mut *checked, &mut emit).map(Parsed::Jsonl)
+                    jsonl::read_documents(path, &mut *checked, self.text_field, &mut emit)
+                        .map(Parsed::Jsonl)
                 } else {
                     squad::read_documents(path, &mut *checked, &mut emit).map(Parsed::Squad)
                 };

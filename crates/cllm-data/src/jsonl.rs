@@ -6,21 +6,58 @@
 //! {"text": "The second document.\nIt has two lines."}
 //! ```
 //!
-//! Other fields are ignored, and so are blank lines. A record whose text is empty or only
-//! whitespace gives no document (it is counted). A line that is not an object with a string
-//! `text` is an error naming its line and column.
+//! The field may have another name (`content`, `story`: `--text-field`). Other fields are
+//! ignored, and so are blank lines. A record whose text is empty or only whitespace gives no
+//! document (it is counted). A line that is not an object with that string field is an error
+//! naming its line and column.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 
-/// One line's record: only `text` is read.
-#[derive(Deserialize)]
-struct Record {
-    text: String,
+/// The field read when none is named.
+pub const DEFAULT_FIELD: &str = "text";
+
+/// One line's record, of which only the string field `.0` is read.
+struct Record<'f>(&'f str);
+
+impl<'de> DeserializeSeed<'de> for Record<'_> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<String, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Record<'_> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a JSON object with a string `{}` field", self.0)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<String, A::Error> {
+        let mut text = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key != self.0 {
+                map.next_value::<IgnoredAny>()?;
+            } else if text.is_some() {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate field `{}`",
+                    self.0
+                )));
+            } else {
+                text = Some(map.next_value::<String>()?);
+            }
+        }
+        text.ok_or_else(|| de::Error::custom(format_args!("missing field `{}`", self.0)))
+    }
 }
 
 /// Counts of a JSON Lines file's contents.
@@ -41,14 +78,16 @@ impl JsonlStats {
 }
 
 /// Reads JSON Lines from `input` (`path` names it in errors) and calls `emit` with each
-/// record's text, line by line: what is held is one line.
+/// record's `field` ([`DEFAULT_FIELD`] unless the data names it otherwise), line by line:
+/// what is held is one line.
 ///
 /// # Errors
-/// A line that is not a JSON object with a string `text` (with its line and column), a read
+/// A line that is not a JSON object with a string `field` (with its line and column), a read
 /// error of `input` (with the line reached), or the first error `emit` returns.
 pub fn read_documents(
     path: &Path,
     input: impl Read,
+    field: &str,
     mut emit: impl FnMut(&str) -> Result<()>,
 ) -> Result<JsonlStats> {
     let mut input = BufReader::with_capacity(1 << 16, input);
@@ -65,31 +104,25 @@ pub fn read_documents(
         if n == 0 {
             break;
         }
-        let start = line.len() - line.trim_start().len();
-        if start == line.len() {
+        if line.trim().is_empty() {
             continue;
         }
-        // serde would also take a list as the record (`["..."]`, fields by position).
-        if !line[start..].starts_with('{') {
-            return Err(DataError::Json {
-                path: path.into(),
-                line: number,
-                column: start + 1,
-                message: "expected a JSON object with a string `text` field".into(),
-            });
-        }
-        let record: Record = serde_json::from_str(&line).map_err(|e| {
-            let mut err = DataError::json(path, &e);
-            if let DataError::Json { line, .. } = &mut err {
-                *line = number; // each line is parsed alone, as its first line
-            }
-            err
-        })?;
+        let mut de = serde_json::Deserializer::from_str(&line);
+        let text = Record(field)
+            .deserialize(&mut de)
+            .and_then(|text| de.end().map(|()| text))
+            .map_err(|e| {
+                let mut err = DataError::json(path, &e);
+                if let DataError::Json { line, .. } = &mut err {
+                    *line = number; // each line is parsed alone, as its first line
+                }
+                err
+            })?;
         stats.records += 1;
-        if record.text.trim().is_empty() {
+        if text.trim().is_empty() {
             stats.empty += 1;
         } else {
-            emit(&record.text)?;
+            emit(&text)?;
         }
     }
     Ok(stats)
@@ -101,7 +134,7 @@ mod tests {
 
     fn documents(text: &str) -> Result<(Vec<String>, JsonlStats)> {
         let mut docs = Vec::new();
-        let stats = read_documents(Path::new("d.jsonl"), text.as_bytes(), |d| {
+        let stats = read_documents(Path::new("d.jsonl"), text.as_bytes(), "text", |d| {
             docs.push(d.to_string());
             Ok(())
         })?;
@@ -131,6 +164,25 @@ mod tests {
     }
 
     #[test]
+    fn the_text_may_be_in_another_field() {
+        let mut docs = Vec::new();
+        let line = r#"{"text": "not this", "story": "but th\u0069s", "n": {"story": "x"}}"#;
+        let stats = read_documents(Path::new("s.jsonl"), line.as_bytes(), "story", |d| {
+            docs.push(d.to_string());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            (docs.as_slice(), stats.records),
+            (&["but this".to_string()][..], 1)
+        );
+        let err = read_documents(Path::new("s.jsonl"), line.as_bytes(), "body", |_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `body`"), "{err}");
+    }
+
+    #[test]
     fn errors_name_file_line_and_column() {
         for (text, line, needle) in [
             (
@@ -143,6 +195,11 @@ mod tests {
                 "{\"text\": \"a\"}\n{\"text\": \"a\"} x\n",
                 2,
                 "trailing characters",
+            ),
+            (
+                "{\"text\": \"a\", \"text\": \"b\"}\n",
+                1,
+                "duplicate field `text`",
             ),
             ("[\"text\"]\n", 1, "expected a JSON object"),
             ("\"text\"\n", 1, "expected a JSON object"),

@@ -27,6 +27,7 @@ use crate::documents::{Inputs, PlannedInput, Reading};
 use crate::encoder::Encoder;
 use crate::error::{DataError, Result};
 use crate::fetch::DataDirs;
+use crate::jsonl;
 use crate::registry::{self, Format, Resolved};
 use crate::shard::{ShardReader, ShardWriter, copy_range};
 use crate::source::SourceReader;
@@ -76,9 +77,11 @@ pub struct PrepareOptions {
     pub vocab_size: Option<usize>,
     /// Root of the prepared-data cache.
     pub cache_dir: PathBuf,
-    /// Source files larger than this are skipped; `None`: no limit. Text files are streamed
-    /// (memory does not grow with their size); a SQuAD file is parsed whole in memory.
+    /// Source files larger than this are skipped; `None`: no limit. Every source is streamed,
+    /// so memory does not grow with a file's size.
     pub max_file_bytes: Option<u64>,
+    /// The field of a JSON Lines record that holds its text; `None`: `text`.
+    pub text_field: Option<String>,
     /// Whether missing dataset files may be downloaded.
     pub allow_download: bool,
     /// Each split must hold at least this many tokens (one sequence plus its target).
@@ -86,6 +89,11 @@ pub struct PrepareOptions {
 }
 
 impl PrepareOptions {
+    /// The JSON Lines text field: [`text_field`](Self::text_field), else `text`.
+    pub fn text_field(&self) -> &str {
+        self.text_field.as_deref().unwrap_or(jsonl::DEFAULT_FIELD)
+    }
+
     /// Defaults for `source`: search dirs from the environment, cache in the user cache dir.
     pub fn new(source: Source) -> Self {
         PrepareOptions {
@@ -96,6 +104,7 @@ impl PrepareOptions {
             vocab_size: None,
             cache_dir: default_cache_dir(),
             max_file_bytes: None,
+            text_field: None,
             allow_download: true,
             min_tokens: 2,
         }
@@ -215,9 +224,13 @@ impl Plan {
                 let walk = walk::walk(path, format)?;
                 let canonical =
                     fs::canonicalize(path).map_err(|e| DataError::io(path, "resolving", e))?;
+                let mut identity = format!("path:{}:{format:?}", canonical.display());
+                if format == Format::Jsonl {
+                    identity += &format!(":{:?}", opts.text_field());
+                }
                 Ok(Plan {
                     display: path.display().to_string(),
-                    identity: format!("path:{}:{format:?}", canonical.display()),
+                    identity,
                     format,
                     tokenizer: opts.tokenizer.unwrap_or(TokenizerKind::Char),
                     vocab_size: bpe_vocab(None),
@@ -412,6 +425,7 @@ fn build(
         reader: &mut reader,
         spill: &mut spill,
         format: plan.format,
+        text_field: opts.text_field(),
         want_chars,
         max_bytes,
     };

@@ -43,6 +43,11 @@ pub struct DataArgs {
     #[arg(long, value_name = "FORMAT", requires = "path")]
     pub format: Option<Format>,
 
+    /// With `--format jsonl`: the field of each record that holds its text (default `text`;
+    /// `content`, `story` and the like in other exports).
+    #[arg(long, value_name = "FIELD")]
+    pub text_field: Option<String>,
+
     /// Where prepared token shards are cached (default: $CLLM_CACHE_DIR, else ~/.cache/cllm).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -66,6 +71,9 @@ impl DataArgs {
         path: Option<&PathBuf>,
         min_tokens: u64,
     ) -> Result<PrepareOptions, String> {
+        if self.text_field.is_some() && self.format != Some(Format::Jsonl) {
+            return Err("--text-field applies to JSON Lines: add --format jsonl".into());
+        }
         let source = match (path, &self.dataset) {
             (Some(p), _) => Source::Path(p.clone()),
             (None, Some(name)) => {
@@ -108,6 +116,7 @@ impl DataArgs {
             },
             cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
             max_file_bytes: self.max_file_mib.map(|mib| mib.saturating_mul(1 << 20)),
+            text_field: self.text_field.clone(),
             allow_download: !self.no_download,
             min_tokens,
         })

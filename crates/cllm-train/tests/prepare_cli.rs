@@ -120,6 +120,42 @@ fn jsonl_corpora_prepare_and_unknown_formats_are_named() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("text, squad-v1 or jsonl"), "{err}");
+
+    // The text in another field: named, it is read; not named, the error says which is missing.
+    fs::write(
+        &file,
+        "{\"story\": \"A story in another field, long enough.\"}\n",
+    )
+    .unwrap();
+    let out = cllm_train(&args("jsonl").each_ref().map(String::as_str), &cache);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("stories.jsonl:1:") && err.contains("missing field `text`"),
+        "{err}"
+    );
+    let mut with_field = args("jsonl").to_vec();
+    with_field.extend(["--text-field".into(), "story".into()]);
+    let with_field: Vec<&str> = with_field.iter().map(String::as_str).collect();
+    let out = cllm_train(&with_field, &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("jsonl: 1 record"));
+    // Without --format jsonl it is a mistake, said so.
+    let out = cllm_train(
+        &[
+            file.to_str().unwrap(),
+            "--text-field",
+            "story",
+            "--prepare-only",
+        ],
+        &cache,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--text-field applies to JSON Lines"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

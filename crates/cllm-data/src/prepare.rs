@@ -71,7 +71,8 @@ pub struct PrepareOptions {
     pub data_dirs: DataDirs,
     /// Tokenizer; `None` takes the dataset's default (`char` for paths and texts).
     pub tokenizer: Option<TokenizerKind>,
-    /// Format of the files of a [`Source::Path`] (named datasets know theirs); `None` is text.
+    /// Format of the files of a [`Source::Path`] (named datasets know theirs); `None`: JSON
+    /// Lines for a file named `*.jsonl` or `*.ndjson` ([`Format::of_file`]), else text.
     pub format: Option<Format>,
     /// BPE vocabulary size; `None` takes the dataset's default or [`DEFAULT_BPE_VOCAB`].
     pub vocab_size: Option<usize>,
@@ -220,7 +221,13 @@ impl Plan {
                 })
             }
             Source::Path(path) => {
-                let format = opts.format.unwrap_or(Format::Text);
+                let format = opts.format.unwrap_or_else(|| {
+                    if path.is_file() {
+                        Format::of_file(path)
+                    } else {
+                        Format::Text
+                    }
+                });
                 let walk = walk::walk(path, format)?;
                 let canonical =
                     fs::canonicalize(path).map_err(|e| DataError::io(path, "resolving", e))?;

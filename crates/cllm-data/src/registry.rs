@@ -2,6 +2,7 @@
 //! directory, compiled into the binary so an installed tool needs no checkout.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -29,6 +30,30 @@ pub enum Format {
     SquadV1,
     /// JSON Lines; each line's `text` field is one document.
     Jsonl,
+}
+
+impl Format {
+    /// Whether `path` is named as this format's files are: `*.json` for SQuAD, `*.jsonl` or
+    /// `*.ndjson` for JSON Lines, anything for text (in a directory, other files are skipped).
+    pub fn names(self, path: &Path) -> bool {
+        let extensions: &[&str] = match self {
+            Format::Text => return true,
+            Format::SquadV1 => &["json"],
+            Format::Jsonl => &["jsonl", "ndjson"],
+        };
+        path.extension()
+            .is_some_and(|x| extensions.iter().any(|e| x.eq_ignore_ascii_case(e)))
+    }
+
+    /// The format of a corpus file given without one: JSON Lines if it is named so, else
+    /// text. (A `*.json` file may hold anything, so SQuAD is never guessed.)
+    pub fn of_file(path: &Path) -> Format {
+        if Format::Jsonl.names(path) {
+            Format::Jsonl
+        } else {
+            Format::Text
+        }
+    }
 }
 
 impl std::str::FromStr for Format {

@@ -191,11 +191,6 @@ impl<R: Read> Checked<R> {
         }
     }
 
-    /// Bytes read so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.total
-    }
-
     /// The size the source was expected to have.
     pub fn size_hint(&self) -> u64 {
         self.size_hint

@@ -82,14 +82,13 @@ fn special_kind(file_type: &std::fs::FileType) -> &'static str {
 
 /// Why a directory's file at `path` is not read as `format`, judged by its extension.
 fn other_format(path: &Path, format: Format) -> Option<SkipReason> {
-    let is = |ext: &str| {
-        path.extension()
-            .is_some_and(|x| x.eq_ignore_ascii_case(ext))
-    };
+    if format.names(path) {
+        return None;
+    }
     match format {
         Format::Text => None,
-        Format::SquadV1 => (!is("json")).then_some(SkipReason::NotJson),
-        Format::Jsonl => (!is("jsonl") && !is("ndjson")).then_some(SkipReason::NotJsonl),
+        Format::SquadV1 => Some(SkipReason::NotJson),
+        Format::Jsonl => Some(SkipReason::NotJsonl),
     }
 }
 

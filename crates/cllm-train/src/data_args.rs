@@ -36,10 +36,11 @@ pub struct DataArgs {
     #[arg(long, value_name = "N")]
     pub vocab_size: Option<usize>,
 
-    /// Format of the files under PATH: `text` (default: a file is a document), `squad-v1`
-    /// (SQuAD v1 JSON: each paragraph with its questions and answers is a document; in a
-    /// directory, only `*.json` files are read) or `jsonl` (JSON Lines: each line's `text`
-    /// field is a document, other fields ignored; in a directory, only `*.jsonl` and `*.ndjson`).
+    /// Format of the files under PATH (default: `jsonl` for a file named *.jsonl or *.ndjson,
+    /// else `text`): `text` (a file is a document), `squad-v1` (SQuAD v1 JSON: each paragraph
+    /// with its questions and answers is a document; in a directory, only `*.json` files are
+    /// read) or `jsonl` (JSON Lines: each line's `text` field is a document, other fields
+    /// ignored; in a directory, only `*.jsonl` and `*.ndjson` files are read).
     #[arg(long, value_name = "FORMAT", requires = "path")]
     pub format: Option<Format>,
 
@@ -71,7 +72,12 @@ impl DataArgs {
         path: Option<&PathBuf>,
         min_tokens: u64,
     ) -> Result<PrepareOptions, String> {
-        if self.text_field.is_some() && self.format != Some(Format::Jsonl) {
+        let jsonl = match (self.format, path) {
+            (Some(format), _) => format == Format::Jsonl,
+            (None, Some(p)) => p.is_file() && Format::of_file(p) == Format::Jsonl,
+            (None, None) => false,
+        };
+        if self.text_field.is_some() && !jsonl {
             return Err("--text-field applies to JSON Lines: add --format jsonl".into());
         }
         let source = match (path, &self.dataset) {

@@ -140,10 +140,24 @@ fn jsonl_corpora_prepare_and_unknown_formats_are_named() {
     let out = cllm_train(&with_field, &cache);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("jsonl: 1 record"));
-    // Without --format jsonl it is a mistake, said so.
+    // A file named *.jsonl is JSON Lines without --format.
     let out = cllm_train(
         &[
             file.to_str().unwrap(),
+            "--text-field",
+            "story",
+            "--prepare-only",
+        ],
+        &cache,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("jsonl: 1 record"));
+    // On text, --text-field is a mistake, said so.
+    let txt = tmp.path().join("stories.txt");
+    fs::copy(&file, &txt).unwrap();
+    let out = cllm_train(
+        &[
+            txt.to_str().unwrap(),
             "--text-field",
             "story",
             "--prepare-only",

@@ -1,8 +1,8 @@
 //! `cllm-train --prepare-only`: prepare the corpus, write `RUN_DIR/dataset.json`, summarise.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use cllm_data::{Prepared, prepare};
+use cllm_data::{Format, Prepared, prepare};
 
 use crate::data_args::DataArgs;
 use crate::progress;
@@ -33,7 +33,29 @@ pub fn prepare_corpus(
     });
     drop(lines);
     pb.finish_and_clear();
-    result.map_err(|e| e.to_string())
+    let prepared = result.map_err(|e| e.to_string())?;
+    if data.format.is_none() {
+        note_unread_formats(&prepared);
+    }
+    Ok(prepared)
+}
+
+/// Says so when files named as JSON Lines were read as plain text (a directory given without
+/// `--format`): their documents are raw JSON, braces and keys included.
+fn note_unread_formats(prepared: &Prepared) {
+    let s = &prepared.summary;
+    if s.jsonl.is_some() {
+        return;
+    }
+    let named = |f: &&cllm_data::InputFile| Format::Jsonl.names(Path::new(&f.path));
+    let n = s.inputs.iter().filter(named).count();
+    if n > 0 {
+        crate::say!(
+            "note: {n} file{} named *.jsonl or *.ndjson read as plain text, JSON and all; \
+             --format jsonl reads their text fields instead",
+            if n == 1 { "" } else { "s" }
+        );
+    }
 }
 
 /// Where `--prepare-only` writes its summary.

@@ -152,6 +152,36 @@ fn jsonl_corpora_prepare_and_unknown_formats_are_named() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("jsonl: 1 record"));
+    // A directory is text unless --format says otherwise; JSON Lines files in it get a note.
+    let corpus = tmp.path().join("corpus");
+    fs::create_dir(&corpus).unwrap();
+    fs::copy(&file, corpus.join("stories.jsonl")).unwrap();
+    fs::write(corpus.join("notes.txt"), "Notes about the stories.\n").unwrap();
+    let dir = corpus.to_str().unwrap();
+    let out = cllm_train(&[dir, "--prepare-only", "--out", "run-b"], &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("note: 1 file named *.jsonl or *.ndjson read as plain text"),
+        "{}",
+        text(&out.stderr)
+    );
+    let jsonl_args = [
+        dir,
+        "--prepare-only",
+        "--out",
+        "run-c",
+        "--format",
+        "jsonl",
+        "--text-field",
+        "story",
+    ];
+    let out = cllm_train(&jsonl_args, &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("note:"),
+        "{}",
+        text(&out.stderr)
+    );
     // On text, --text-field is a mistake, said so.
     let txt = tmp.path().join("stories.txt");
     fs::copy(&file, &txt).unwrap();

@@ -243,7 +243,7 @@ impl Reading<'_> {
                     let documents = spill.documents() + 1;
                     if documents % (1 << 16) == 0 {
                         progress(&format!(
-                            "reading {}: {documents} documents",
+                            "reading {}: {documents} documents so far",
                             path.display()
                         ));
                     }

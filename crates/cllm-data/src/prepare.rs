@@ -9,11 +9,12 @@
 //! `encoder.rs`: the parallel encoder).
 //!
 //! Memory: every source is read once, as a stream, whatever its size: a text file in pieces of
-//! at most [`crate::source::STREAM_CHUNK`] bytes, a SQuAD file one article at a time (a
-//! registered dataset file is checksummed in the same read). Besides: I/O buffers of a few
-//! MiB and the tokenizer (a BPE trainer sees at most [`BPE_TRAIN_BYTES`] of text, which bounds
-//! its statistics). The corpus as a whole is never held in memory: documents go to a spill file
-//! and are read back in [`crate::spill::CHUNK_BYTES`] pieces.
+//! at most [`crate::source::STREAM_CHUNK`] bytes, a SQuAD file an article at a time, a JSON
+//! Lines file a line at a time (a registered dataset file is checksummed in the same read).
+//! Besides: I/O buffers of a few MiB and the tokenizer (a BPE trainer sees at most
+//! [`BPE_TRAIN_BYTES`] of text, which bounds its statistics). The corpus as a whole is never
+//! held in memory: documents go to a spill file and are read back in
+//! [`crate::spill::CHUNK_BYTES`] pieces.
 
 use std::fs;
 use std::path::{Path, PathBuf};

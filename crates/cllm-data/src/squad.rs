@@ -84,6 +84,7 @@ pub fn read_documents(
         emit: &mut emit,
         stats: &mut stats,
         failed: &mut failed,
+        doc: String::new(),
     }
     .deserialize(&mut de)
     .and_then(|()| de.end());
@@ -101,6 +102,8 @@ struct Articles<'a, F> {
     stats: &'a mut SquadStats,
     /// `emit`'s error, which the parser only sees as "stopped".
     failed: &'a mut Option<DataError>,
+    /// The document being written, reused.
+    doc: String,
 }
 
 impl<F: FnMut(&str) -> Result<()>> Articles<'_, F> {
@@ -108,7 +111,7 @@ impl<F: FnMut(&str) -> Result<()>> Articles<'_, F> {
     fn article(&mut self, article: &Article) -> Result<()> {
         self.stats.articles += 1;
         let title = article.title.replace('_', " ");
-        let mut doc = String::new();
+        let doc = &mut self.doc;
         for p in &article.paragraphs {
             self.stats.paragraphs += 1;
             doc.clear();
@@ -120,7 +123,7 @@ impl<F: FnMut(&str) -> Result<()>> Articles<'_, F> {
                 let _ = writeln!(doc, "Question: {}", qa.question.trim());
                 let _ = writeln!(doc, "Answer: {answer}");
             }
-            (self.emit)(&doc)?;
+            (self.emit)(doc)?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
+use crate::source::skip_json_bom;
 
 /// The field read when none is named.
 pub const DEFAULT_FIELD: &str = "text";
@@ -91,6 +92,7 @@ pub fn read_documents(
     mut emit: impl FnMut(&str) -> Result<()>,
 ) -> Result<JsonlStats> {
     let mut input = BufReader::with_capacity(1 << 16, input);
+    skip_json_bom(&mut input).map_err(|e| DataError::io(path, "reading", e))?;
     let mut stats = JsonlStats::default();
     let mut line = String::new();
     for number in 1.. {
@@ -158,8 +160,8 @@ mod tests {
                 empty: 1
             }
         );
-        // Windows line ends are whitespace around the object.
-        let (docs, _) = documents("{\"text\": \"a\"}\r\n{\"text\": \"b\"}\r\n").unwrap();
+        // Windows line ends are whitespace around the object, and a byte-order mark is skipped.
+        let (docs, _) = documents("\u{feff}{\"text\": \"a\"}\r\n{\"text\": \"b\"}\r\n").unwrap();
         assert_eq!(docs, ["a", "b"]);
     }
 

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::io::{BufRead, ErrorKind, Read};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -153,6 +153,19 @@ impl SourceReader {
             bytes: len,
         })
     }
+}
+
+/// Skips a UTF-8 byte-order mark at the start of a JSON source (some Windows tools write one;
+/// JSON parsers refuse it). A JSON text cannot start with any of the mark's bytes, so a
+/// partial match consumed spoils nothing that was valid.
+pub fn skip_json_bom(input: &mut impl BufRead) -> std::io::Result<()> {
+    for &b in b"\xEF\xBB\xBF" {
+        if input.fill_buf()?.first() != Some(&b) {
+            break;
+        }
+        input.consume(1);
+    }
+    Ok(())
 }
 
 /// A reader over one source that applies [`SourceReader`]'s rules to the bytes as they pass

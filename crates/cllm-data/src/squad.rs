@@ -21,6 +21,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
+use crate::source::skip_json_bom;
 
 #[derive(Deserialize)]
 struct Article {
@@ -79,7 +80,9 @@ pub fn read_documents(
 ) -> Result<SquadStats> {
     let mut stats = SquadStats::default();
     let mut failed = None;
-    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, input));
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    skip_json_bom(&mut input).map_err(|e| DataError::io(path, "reading", e))?;
+    let mut de = serde_json::Deserializer::from_reader(input);
     let parsed = Articles {
         emit: &mut emit,
         stats: &mut stats,
@@ -210,7 +213,8 @@ mod tests {
     #[test]
     fn layout_and_counts() {
         let mut docs = Vec::new();
-        let stats = read_documents(Path::new("s.json"), SAMPLE.as_bytes(), |d| {
+        let with_bom = format!("\u{feff}{SAMPLE}");
+        let stats = read_documents(Path::new("s.json"), with_bom.as_bytes(), |d| {
             docs.push(d.to_string());
             Ok(())
         })

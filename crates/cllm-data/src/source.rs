@@ -232,14 +232,18 @@ impl<R: Read> Checked<R> {
                 Err(_) => return Ok(()), // refused: the reason is kept
             };
             let filled = carry + n;
-            // Valid UTF-8 (checked by `read`) but for an incomplete character at the end.
-            let valid = match std::str::from_utf8(&buf[..filled]) {
-                Ok(_) => filled,
-                Err(e) => e.valid_up_to(),
+            let (text, valid) = match std::str::from_utf8(&buf[..filled]) {
+                Ok(text) => (text, filled),
+                // Valid UTF-8 (checked by `read`) but for an incomplete character at the end.
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    (
+                        std::str::from_utf8(&buf[..valid]).unwrap_or_default(),
+                        valid,
+                    )
+                }
             };
-            if let Ok(text) = std::str::from_utf8(&buf[..valid]) {
-                sink(text)?;
-            }
+            sink(text)?;
             // At most 3 bytes carried (a character has at most 4), so each read has room.
             buf.copy_within(valid..filled, 0);
             carry = filled - valid;

@@ -25,6 +25,8 @@ V, T, C, L, NH, B = 65, 64, 128, 4, 4, 12
 LR, MIN_LR, WARM, DECAY, WD, CLIP = 1e-3, 1e-4, 100, 2000, 0.1, 1.0
 GELU_APPROX = "tanh"  # GPT-2's form, as cllm
 NANOGPT_GELU = os.environ.get("NANOGPT_GELU", "none")
+# nanoGPT's dropout (the `nanogpt` mode only): DROPOUT=0.2 as its baby GPT recipe.
+DROPOUT = float(os.environ.get("DROPOUT", "0"))
 
 def load_shard(path):
     raw = np.fromfile(path, dtype=np.uint8)
@@ -112,10 +114,12 @@ class NanoBlock(nn.Module):
         b, t, _ = x.shape
         q, k, v = s.attn.c_attn(s.ln_1(x)).split(C, dim=2)
         q, k, v = [z.view(b, t, NH, C // NH).transpose(1, 2) for z in (q, k, v)]
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + s.attn.c_proj(y.transpose(1, 2).reshape(b, t, C))
+        p = DROPOUT if s.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        x = x + F.dropout(s.attn.c_proj(y.transpose(1, 2).reshape(b, t, C)), p, s.training)
         # nn.GELU() is the erf form; NANOGPT_GELU=tanh tries cllm's.
-        return x + s.mlp.c_proj(F.gelu(s.mlp.c_fc(s.ln_2(x)), approximate=NANOGPT_GELU))
+        h = s.mlp.c_proj(F.gelu(s.mlp.c_fc(s.ln_2(x)), approximate=NANOGPT_GELU))
+        return x + F.dropout(h, p, s.training)
 
 class NanoGPT(nn.Module):
     """nanoGPT's GPT: lm_head built after the blocks and tied to wte, then every Linear and
@@ -131,7 +135,7 @@ class NanoGPT(nn.Module):
             if n.endswith("c_proj.weight"): nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * L))
     def forward(s, idx, targets):
         tr = s.transformer
-        x = tr.wte(idx) + tr.wpe(torch.arange(idx.shape[1]))
+        x = F.dropout(tr.wte(idx) + tr.wpe(torch.arange(idx.shape[1])), DROPOUT, s.training)
         for blk in tr.h: x = blk(x)
         logits = s.lm_head(tr.ln_f(x))
         return F.cross_entropy(logits.view(-1, V), targets.reshape(-1))

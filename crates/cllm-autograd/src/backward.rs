@@ -272,6 +272,12 @@ fn dispatch(op: &Op, b: &mut Bufs) {
         Op::Add { a, b: rhs, out } => ops::elementwise::add_backward(b, *a, *rhs, *out),
         Op::Mul { a, b: rhs, out } => ops::elementwise::mul_backward(b, *a, *rhs, *out),
         Op::Scale { x, s, out } => ops::elementwise::scale_backward(b, *x, *s, *out),
+        Op::Dropout {
+            x,
+            dropout,
+            per_seq,
+            out,
+        } => ops::dropout::backward(b, *x, *dropout, *per_seq, *out),
         Op::Sum { x, out } => ops::elementwise::sum_backward(b, *x, *out),
         Op::LayerNorm {
             x,
@@ -292,8 +298,9 @@ fn dispatch(op: &Op, b: &mut Bufs) {
             qkv,
             shape,
             probs,
+            dropout,
             out,
-        } => ops::attention::backward(b, *qkv, *shape, probs.clone(), *out),
+        } => ops::attention::backward(b, *qkv, *shape, probs.clone(), *dropout, *out),
         Op::CrossEntropy {
             logits,
             targets,

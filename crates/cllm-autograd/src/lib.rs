@@ -49,6 +49,8 @@ mod param_layout;
 mod tape;
 mod val;
 
+/// The dropout masks [`Graph::dropout`] and [`Graph::attention_with_dropout`] take.
+pub use cllm_tensor::kernels::dropout::{BatchDropout, Dropout};
 pub use graph::Graph;
 pub use op::OpKind;
 pub use param_layout::{ALIGN_BYTES, ALIGN_FLOATS, ParamEntry, ParamId, ParamLayout};

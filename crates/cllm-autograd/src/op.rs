@@ -5,6 +5,7 @@
 use std::ops::Range;
 
 use cllm_tensor::kernels::attention::AttentionShape;
+use cllm_tensor::kernels::dropout::BatchDropout;
 
 use crate::ParamId;
 use crate::val::ValId;
@@ -36,6 +37,14 @@ pub(crate) enum Op {
     Mul { a: ValId, b: ValId, out: ValId },
     /// `out = s * x`.
     Scale { x: ValId, s: f32, out: ValId },
+    /// `out = x * mask`, the mask (dropped elements 0, kept ones `1 / (1 - rate)`) recomputed
+    /// by backward from `dropout`, over sequences of `per_seq` elements.
+    Dropout {
+        x: ValId,
+        dropout: BatchDropout,
+        per_seq: usize,
+        out: ValId,
+    },
     /// `out[1, 1] = sum of all elements of x`.
     Sum { x: ValId, out: ValId },
     /// Row-wise layer norm; `stats` holds `mean[N]` then `rstd[N]` in `aux`.
@@ -57,11 +66,13 @@ pub(crate) enum Op {
         grad: Range<usize>,
         out: ValId,
     },
-    /// Fused causal self-attention over `qkv[B*T, 3C]`; `probs` holds `[B, NH, T, T]` in `aux`.
+    /// Fused causal self-attention over `qkv[B*T, 3C]`; `probs` holds `[B, NH, T, T]` in `aux`
+    /// (before `dropout`, if any, drops some of them).
     Attention {
         qkv: ValId,
         shape: AttentionShape,
         probs: Range<usize>,
+        dropout: Option<BatchDropout>,
         out: ValId,
     },
     /// Mean softmax cross-entropy; `targets` in `ids`, `probs[N, V]` in `aux`; `out` is `[1, 1]`.
@@ -83,6 +94,7 @@ impl Op {
             | Op::Add { out, .. }
             | Op::Mul { out, .. }
             | Op::Scale { out, .. }
+            | Op::Dropout { out, .. }
             | Op::Sum { out, .. }
             | Op::LayerNorm { out, .. }
             | Op::Gelu { out, .. }
@@ -99,6 +111,7 @@ impl Op {
             Op::Embedding { .. } => [None, None],
             Op::Linear { x, .. }
             | Op::Scale { x, .. }
+            | Op::Dropout { x, .. }
             | Op::Sum { x, .. }
             | Op::LayerNorm { x, .. }
             | Op::Gelu { x, .. }
@@ -146,6 +159,7 @@ op_kinds!(
     Add,
     Mul,
     Scale,
+    Dropout,
     Sum,
     LayerNorm,
     Gelu,

@@ -14,7 +14,7 @@
 //! magnitude above both, and a wrong backward (a dropped term, a sign, a transposed GEMM) is off
 //! by O(1) relative, far above them.
 
-use cllm_autograd::{Graph, OpKind, ParamId, ParamLayout, Tape, Val};
+use cllm_autograd::{BatchDropout, Dropout, Graph, OpKind, ParamId, ParamLayout, Tape, Val};
 
 const EPS: f32 = 1e-2;
 const ATOL: f64 = 2e-3;
@@ -240,6 +240,22 @@ fn cases(kind: OpKind) -> Vec<Case> {
                 ),
             ]
         }
+        // Two sequences of 3 rows, sequences 3 and 4 of a batch; about a third dropped.
+        OpKind::Dropout => {
+            let (l, p) = no_params();
+            let x = input(&mut rng, 6, 4, 1.0);
+            let dropout = BatchDropout {
+                dropout: Dropout::new(0.3, 11),
+                first: 3,
+            };
+            vec![case(
+                "dropout",
+                l,
+                p,
+                vec![x],
+                Box::new(move |g, v| g.dropout(v[0], 3, dropout)),
+            )]
+        }
         OpKind::Scale => {
             let (l, p) = no_params();
             let x = input(&mut rng, 3, 4, 1.0);
@@ -323,13 +339,26 @@ fn cases(kind: OpKind) -> Vec<Case> {
             let (l, p) = no_params();
             // B = 2, T = 4, C = 6, 2 heads of size 3.
             let qkv = input(&mut rng, 8, 18, 1.5);
-            vec![case(
-                "attention",
-                l,
-                p,
-                vec![qkv],
-                Box::new(|g, v| g.attention(v[0], 4, 2)),
-            )]
+            let dropout = BatchDropout {
+                dropout: Dropout::new(0.25, 5),
+                first: 1,
+            };
+            vec![
+                case(
+                    "attention",
+                    l.clone(),
+                    p.clone(),
+                    vec![qkv.clone()],
+                    Box::new(|g, v| g.attention(v[0], 4, 2)),
+                ),
+                case(
+                    "attention+dropout",
+                    l,
+                    p,
+                    vec![qkv],
+                    Box::new(move |g, v| g.attention_with_dropout(v[0], 4, 2, Some(dropout))),
+                ),
+            ]
         }
         OpKind::CrossEntropy => {
             let (l, p) = no_params();

@@ -39,6 +39,9 @@ pub struct LatticeConfig {
     /// update their segments, are never asked to compute or evaluate, and are not woken
     /// when a round opens, only when the reduction starts. `None`: every worker computes.
     pub compute_workers: Option<usize>,
+    /// Steps counted as completed before this lattice's first (a resumed run's steps), so
+    /// that [`Ctx::step`](crate::Ctx::step) and [`Lattice::steps`] count the run's steps.
+    pub first_step: u64,
 }
 
 impl LatticeConfig {
@@ -50,6 +53,7 @@ impl LatticeConfig {
             stack_size: 1 << 20,
             spin: None,
             compute_workers: None,
+            first_step: 0,
         }
     }
 
@@ -245,7 +249,7 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
         let mut lattice = Lattice {
             shared: shared.clone(),
             handles: Vec::with_capacity(n),
-            steps: 0,
+            steps: config.first_step,
             dead: None,
             placement: config.pin.then(Placement::discover).flatten(),
             close_spin: Duration::ZERO,
@@ -298,7 +302,7 @@ impl<W: Worker<S>, const S: usize> Lattice<W, S> {
         self.placement.as_ref()
     }
 
-    /// Steps completed.
+    /// Steps completed (counting [`LatticeConfig::first_step`]).
     pub fn steps(&self) -> u64 {
         self.steps
     }

@@ -257,3 +257,51 @@ fn evaluation_rounds_and_input_reuse() {
     }
     assert_eq!(l.steps(), 3);
 }
+
+/// Reports the step it computes (`Ctx::step`) as its loss.
+struct StepEcho;
+
+impl Worker<2> for StepEcho {
+    type Input = ();
+    type Params = ();
+
+    fn compute(&mut self, ctx: &Ctx, _: &[f32], _: &(), _: &mut [f32]) -> Contribution {
+        Contribution {
+            loss_sum: ctx.step as f64,
+            weight: 1.0,
+        }
+    }
+
+    fn evaluate(&mut self, _: &Ctx, _: &[f32], _: &()) -> Contribution {
+        Contribution::NONE
+    }
+
+    fn update(
+        &mut self,
+        _: &Ctx,
+        _: Range<usize>,
+        _: &(),
+        _: f64,
+        _: &mut [f32],
+        _: &[f32],
+        _: [&mut [f32]; 2],
+    ) {
+    }
+}
+
+/// A resumed run's lattice counts on from the steps it resumes after.
+#[test]
+fn first_step_continues_the_step_count() {
+    let zeros = vec![0.0; LEN];
+    let config = LatticeConfig {
+        first_step: 40,
+        ..LatticeConfig::new(3)
+    };
+    let mut l = Lattice::new(&config, &zeros, [&zeros, &zeros], |_| StepEcho).unwrap();
+    assert_eq!(l.steps(), 40);
+    for want in 40..43 {
+        let (r, _) = l.step((), ()).wait().unwrap();
+        assert_eq!(r.loss, want as f64, "Ctx::step of step {}", want + 1);
+    }
+    assert_eq!(l.steps(), 43);
+}

@@ -34,7 +34,7 @@ pub mod schedule;
 pub use adamw::{AdamW, StepScalars};
 pub use config::GptConfig;
 pub use generate::Generator;
-pub use gpt::Gpt;
+pub use gpt::{DropoutKey, Gpt};
 pub use nanogpt_init::nanogpt_init_draws;
 pub use params::{BlockParams, GptParams};
 pub use preset::{PRESETS, Preset, TrainHyper, preset, preset_names};

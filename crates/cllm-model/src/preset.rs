@@ -29,6 +29,10 @@ pub struct TrainHyper {
     pub weight_decay: f32,
     /// Global gradient-norm clip (0 disables).
     pub grad_clip: f32,
+    /// Dropout rate of training passes ([`crate::Gpt::dropout`]; 0 for runs written before it
+    /// existed).
+    #[serde(default)]
+    pub dropout: f32,
     /// Steps between evaluations.
     pub eval_interval: u64,
     /// Batches per evaluation.
@@ -79,6 +83,7 @@ const fn recipe(
         eps: 1e-8,
         weight_decay: 0.1,
         grad_clip: 1.0,
+        dropout: 0.0,
         eval_interval,
         eval_iters,
     }
@@ -112,9 +117,12 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "nanogpt-baby",
-        about: "nanoGPT's shakespeare_char 'baby GPT' without its dropout of 0.2: 6 layers, 6 heads, 384 wide, context 256, batch 64, 5000 steps",
+        about: "nanoGPT's shakespeare_char 'baby GPT': 6 layers, 6 heads, 384 wide, context 256, batch 64, dropout 0.2, 5000 steps",
         model: model(256, 384, 6, 6),
-        train: recipe(64, 5000, 250, 200),
+        train: TrainHyper {
+            dropout: 0.2,
+            ..recipe(64, 5000, 250, 200)
+        },
     },
 ];
 

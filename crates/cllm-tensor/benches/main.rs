@@ -238,6 +238,7 @@ fn attention(c: &mut Criterion) {
                         &mut scratch,
                         black_box(&qkv),
                         shape,
+                        None,
                     )
                 })
             });
@@ -251,6 +252,7 @@ fn attention(c: &mut Criterion) {
                         &qkv,
                         &probs,
                         shape,
+                        None,
                     )
                 })
             });

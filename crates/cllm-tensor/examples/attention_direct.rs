@@ -55,6 +55,7 @@ fn main() {
                 &mut scratch,
                 black_box(&qkv),
                 s,
+                None,
             );
             forward.push(t0.elapsed().as_secs_f64() * 1e6);
             let t0 = Instant::now();
@@ -66,6 +67,7 @@ fn main() {
                 &qkv,
                 &probs,
                 s,
+                None,
             );
             backward.push(t0.elapsed().as_secs_f64() * 1e6);
         }

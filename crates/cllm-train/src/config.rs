@@ -16,7 +16,8 @@ pub const DEFAULT_SEED: u64 = 1337;
 
 /// The random stream a preset uses unless `--rng` says otherwise: `nanogpt-cpu` reproduces
 /// nanoGPT's CPU recipe, its random stream included. (`nanogpt-baby` does not: nanoGPT's baby
-/// GPT trains with dropout, which cllm lacks and which draws from the same stream.)
+/// GPT trains with dropout, whose masks PyTorch draws from that same stream and cllm from a
+/// hash of its own.)
 pub fn default_rng(preset: &str) -> RandomStream {
     if preset == "nanogpt-cpu" {
         RandomStream::Nanogpt
@@ -161,6 +162,7 @@ pub fn resolve_hyper(
     h.warmup_steps = args.warmup_steps.unwrap_or(h.warmup_steps);
     h.weight_decay = args.weight_decay.unwrap_or(h.weight_decay);
     h.grad_clip = args.grad_clip.unwrap_or(h.grad_clip);
+    h.dropout = args.dropout.unwrap_or(h.dropout);
     h.eval_interval = args.eval_interval.unwrap_or(h.eval_interval);
     h.eval_iters = args.eval_iters.unwrap_or(h.eval_iters);
     if let Some(n) = args.max_steps {
@@ -191,6 +193,9 @@ pub fn resolve_hyper(
             return Err(format!("{flag} must be a number >= 0, got {value}"));
         }
     }
+    if !(0.0..1.0).contains(&h.dropout) {
+        return Err(format!("--dropout must be in [0, 1), got {}", h.dropout));
+    }
     if let Some(epochs) = args.epochs
         && !(epochs > 0.0 && epochs.is_finite())
     {
@@ -219,6 +224,7 @@ pub fn fixed_flags_given(args: &TrainArgs) -> Vec<&'static str> {
     check(args.warmup_steps.is_some(), "--warmup-steps");
     check(args.weight_decay.is_some(), "--weight-decay");
     check(args.grad_clip.is_some(), "--grad-clip");
+    check(args.dropout.is_some(), "--dropout");
     check(args.epochs.is_some(), "--epochs");
     check(args.eval_interval.is_some(), "--eval-interval");
     check(args.eval_iters.is_some(), "--eval-iters");
@@ -234,7 +240,7 @@ pub fn presets_table() -> String {
     for p in cllm_model::PRESETS {
         let (m, h) = (p.model, p.train);
         s += &format!(
-            "{:<13} {}\n{:13} embed {} layers {} heads {} seq {} batch {} lr {} steps {} (eval every {}, {} batches), --rng {}\n",
+            "{:<13} {}\n{:13} embed {} layers {} heads {} seq {} batch {} lr {} dropout {} steps {} (eval every {}, {} batches), --rng {}\n",
             p.name,
             p.about,
             "",
@@ -244,6 +250,7 @@ pub fn presets_table() -> String {
             m.seq_len,
             h.batch_size,
             h.learning_rate,
+            h.dropout,
             h.max_steps,
             h.eval_interval,
             h.eval_iters,

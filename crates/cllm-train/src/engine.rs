@@ -12,7 +12,7 @@ use cllm_lattice::{
     Contribution, Ctx, Lattice, LatticeConfig, StepReport, Topology, Worker, WorkerId,
 };
 use cllm_model::adamw::clip_scale;
-use cllm_model::{AdamW, Gpt, StepScalars, TrainHyper};
+use cllm_model::{AdamW, DropoutKey, Gpt, StepScalars, TrainHyper};
 use serde::Serialize;
 
 /// Seconds spent in each phase of one step, from the lattice's report. Phases are wall-time
@@ -87,6 +87,8 @@ pub struct GptWorker {
     gpt: Arc<Gpt>,
     adamw: Arc<AdamW>,
     grad_clip: f32,
+    /// The run's seed, which dropout masks are drawn from.
+    seed: u64,
     tape: Tape,
     inject: Option<InjectedPanic>,
     compute_workers: usize,
@@ -107,6 +109,7 @@ impl GptWorker {
             gpt: shared.gpt.clone(),
             adamw: shared.adamw.clone(),
             grad_clip: shared.grad_clip,
+            seed: shared.seed,
             tape,
             inject: shared.inject,
             compute_workers: shared.compute_workers,
@@ -151,7 +154,12 @@ impl Worker<2> for GptWorker {
         for pass in passes(rows.clone(), self.micro_batch) {
             let (inputs, targets) = batch.rows(pass.clone());
             let scale = pass.len() as f32 / batch.batch_size as f32;
-            let loss = self.gpt.loss_and_grad(
+            let key = DropoutKey {
+                seed: self.seed,
+                step: ctx.step,
+                first_sequence: pass.start as u64,
+            };
+            let loss = self.gpt.loss_and_grad_with(
                 &mut self.tape,
                 weights,
                 inputs,
@@ -159,6 +167,7 @@ impl Worker<2> for GptWorker {
                 batch.seq_len,
                 scale,
                 grad,
+                Some(key),
             );
             loss_sum += loss as f64 * pass.len() as f64;
         }
@@ -238,13 +247,28 @@ pub fn probe_tape(gpt: &Gpt, rows: usize) -> Tape {
     tape
 }
 
-/// Records one training step of `rows` sequences of zero tokens on zero weights.
+/// Records one training step of `rows` sequences of zero tokens on zero weights (with the
+/// GPT's dropout, whose outputs take tape memory).
 fn record_step(gpt: &Gpt, rows: usize, tape: &mut Tape) {
     let t = gpt.cfg.seq_len;
     let tokens = vec![0u32; rows * t];
     let weights = gpt.params.layout.zeros();
     let mut grads = gpt.params.layout.zeros();
-    gpt.loss_and_grad(tape, &weights, &tokens, &tokens, t, 1.0, &mut grads);
+    let key = DropoutKey {
+        seed: 0,
+        step: 0,
+        first_sequence: 0,
+    };
+    gpt.loss_and_grad_with(
+        tape,
+        &weights,
+        &tokens,
+        &tokens,
+        t,
+        1.0,
+        &mut grads,
+        Some(key),
+    );
 }
 
 /// What every replica is built from.
@@ -252,6 +276,7 @@ struct EngineShared {
     gpt: Arc<Gpt>,
     adamw: Arc<AdamW>,
     grad_clip: f32,
+    seed: u64,
     batch_size: usize,
     inject: Option<InjectedPanic>,
     /// Workers that compute (the first ones); the rest only reduce and update.
@@ -341,6 +366,10 @@ pub struct EngineOptions {
     pub micro_batch: Option<usize>,
     /// Pin workers to cores.
     pub pin: bool,
+    /// The run's seed: dropout masks are drawn from it (with the step and the sequence).
+    pub seed: u64,
+    /// Steps the run completed before this engine's first (a resumed run's).
+    pub first_step: u64,
     /// Test hook.
     pub inject: Option<InjectedPanic>,
 }
@@ -379,6 +408,7 @@ impl LatticeEngine {
             gpt: Arc::new(gpt),
             adamw,
             grad_clip: hyper.grad_clip,
+            seed: opts.seed,
             batch_size: hyper.batch_size,
             inject: opts.inject,
             compute_workers: opts.compute_workers.clamp(1, n),
@@ -388,6 +418,7 @@ impl LatticeEngine {
         let config = LatticeConfig {
             pin: opts.pin,
             compute_workers: Some(shared.compute_workers),
+            first_step: opts.first_step,
             ..LatticeConfig::new(n)
         };
         let make_shared = shared.clone();

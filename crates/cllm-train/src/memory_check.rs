@@ -241,7 +241,10 @@ mod tests {
                 vocab_size: 65,
                 ..p.model
             };
-            let gpt = Gpt::new(cfg).unwrap();
+            let gpt = Gpt::new(cfg)
+                .unwrap()
+                .with_dropout(p.train.dropout)
+                .unwrap();
             let batch = p.train.batch_size;
             for workers in [1, 2] {
                 let b = Batching {

@@ -53,6 +53,13 @@ pub struct TrainArgs {
     /// Clip the global gradient norm to this (0 disables).
     #[arg(long, value_name = "NORM")]
     pub grad_clip: Option<f32>,
+    /// Dropout rate in training steps, at nanoGPT's places: the embeddings, the attention
+    /// probabilities, and each attention and MLP output before it joins the residual stream.
+    /// Evaluation and generation never drop. Masks depend on the seed, the step and a
+    /// sequence's place in the batch, not on --threads. Default: the preset's (0.2 for
+    /// nanogpt-baby, else 0).
+    #[arg(long, value_name = "P")]
+    pub dropout: Option<f32>,
 
     /// Optimiser steps to run (the cosine decay ends here too).
     #[arg(long, value_name = "N", conflicts_with = "epochs")]

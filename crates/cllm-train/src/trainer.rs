@@ -238,7 +238,7 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         }
         None => complete_fresh(&mut cfg, &req, &prepared)?,
     }
-    let gpt = Gpt::new(cfg.model)?;
+    let gpt = Gpt::new(cfg.model)?.with_dropout(cfg.hyper.dropout)?;
     // Before anything the size of the batch is allocated.
     let batching = memory_check::Batching {
         batch_size: cfg.hyper.batch_size,
@@ -269,6 +269,8 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         compute_workers: cfg.compute_workers,
         micro_batch: cfg.micro_batch,
         pin: cfg.pin,
+        seed: cfg.seed,
+        first_step: start_step,
         inject: req
             .train
             .inject_panic

@@ -45,6 +45,19 @@ fn train(dir: &Path, threads: &str, out: &str, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Two loss curves agree step by step to a relative 1e-5.
+fn assert_same_curve(reference: &[f32], curve: &[f32], what: &str) {
+    assert_eq!(reference.len(), curve.len(), "{what}: steps");
+    for (step, (a, b)) in reference.iter().zip(curve).enumerate() {
+        let rel = ((a - b) / a).abs();
+        assert!(
+            rel <= 1e-5,
+            "{what}, step {}: {a} vs {b} (relative {rel:.2e})",
+            step + 1
+        );
+    }
+}
+
 fn losses(run: &Path) -> Vec<f32> {
     fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
@@ -76,14 +89,7 @@ fn bf16_losses_do_not_depend_on_the_thread_count() {
         curves.push(losses(&dir.path().join(format!("run{threads}"))));
     }
     assert_eq!(curves[0].len(), 30);
-    for (step, (a, b)) in curves[0].iter().zip(&curves[1]).enumerate() {
-        let rel = ((a - b) / a).abs();
-        assert!(
-            rel <= 1e-5,
-            "step {}: {a} vs {b} (relative {rel:.2e})",
-            step + 1
-        );
-    }
+    assert_same_curve(&curves[0], &curves[1], "3 threads");
     let out = train(dir.path(), "3", "again3", &bf16);
     assert!(out.status.success());
     assert_eq!(losses(&dir.path().join("again3")), curves[1]);
@@ -121,19 +127,65 @@ fn losses_do_not_depend_on_the_thread_count() {
     );
     assert_eq!(curves[0].len(), 30);
     for (i, curve) in curves.iter().enumerate().skip(1) {
-        for (step, (a, b)) in curves[0].iter().zip(curve).enumerate() {
-            let rel = ((a - b) / a).abs();
-            assert!(
-                rel <= 1e-5,
-                "run {i}, step {}: {a} vs {b} (relative {rel:.2e})",
-                step + 1
-            );
-        }
+        assert_same_curve(&curves[0], curve, &format!("run {i}"));
     }
     // Same thread count: bit for bit.
     let out = train(dir.path(), "4", "again4", &[]);
     assert!(out.status.success());
     assert_eq!(losses(&dir.path().join("again4")), curves[1]);
+}
+
+/// Dropout masks belong to (seed, step, a sequence's place in the batch): 1 worker, 3 workers,
+/// and 2 workers in passes of 3 sequences draw the same ones, so their curves agree to float
+/// rounding; the curve is not the one without dropout, and evaluations do not drop (the same
+/// weights give the same validation loss with or without a dropout rate set).
+#[test]
+fn dropout_masks_do_not_depend_on_threads_or_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let drop = ["--dropout", "0.2"];
+    let runs: [(&str, &str, &[&str]); 3] = [
+        ("1", "d1", &drop),
+        ("3", "d3", &drop),
+        ("2", "d2m3", &[&drop[..], &["--micro-batch", "3"]].concat()),
+    ];
+    let mut curves = Vec::new();
+    for (threads, out, extra) in runs {
+        let run = train(dir.path(), threads, out, extra);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        curves.push(losses(&dir.path().join(out)));
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("d3/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["hyper"]["dropout"].as_f64(), Some(0.2));
+    assert_eq!(curves[0].len(), 30);
+    for (i, curve) in curves.iter().enumerate().skip(1) {
+        assert_same_curve(&curves[0], curve, &format!("run {i}"));
+    }
+    let plain = train(dir.path(), "1", "plain", &[]);
+    assert!(plain.status.success());
+    // Evaluation before step 1 sees the same weights and drops nothing.
+    let first_eval = |run: &str| {
+        fs::read_to_string(dir.path().join(run).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["split"] == "val")
+            .map(|v| (v["step"].as_u64(), v["loss"].as_f64()))
+            .unwrap()
+    };
+    assert_eq!(first_eval("plain").0, Some(0));
+    assert_eq!(first_eval("plain"), first_eval("d1"));
+    let plain = losses(&dir.path().join("plain"));
+    // Step 1 has the same weights either way: only the masks make the losses differ.
+    assert_ne!(plain[0], curves[0][0], "dropout changed nothing");
+    let again = train(dir.path(), "3", "again3", &drop);
+    assert!(again.status.success());
+    assert_eq!(losses(&dir.path().join("again3")), curves[1]);
 }
 
 /// Gradient accumulation: workers that run their shares in passes of one or three sequences
@@ -172,14 +224,7 @@ fn micro_batches_follow_the_one_pass_curve_in_less_memory() {
         assert_eq!(config["micro_batch"].as_u64().unwrap().to_string(), m);
         memory.push(activations_mib(&out));
         let curve = losses(&dir.path().join(&run));
-        for (step, (a, b)) in reference.iter().zip(&curve).enumerate() {
-            let rel = ((a - b) / a).abs();
-            assert!(
-                rel <= 1e-5,
-                "passes of {m}, step {}: {a} vs {b} (relative {rel:.2e})",
-                step + 1
-            );
-        }
+        assert_same_curve(&reference, &curve, &format!("passes of {m}"));
         assert_ne!(curve, reference, "passes of {m} regroup the gradient sum");
         let again = train(dir.path(), "2", &format!("again{m}"), &["--micro-batch", m]);
         assert!(again.status.success());

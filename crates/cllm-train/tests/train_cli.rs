@@ -260,11 +260,12 @@ fn a_new_run_does_not_overwrite_an_earlier_one() {
 
 #[test]
 fn resume_is_bit_for_bit() {
-    // Both random streams: nanogpt's batches are positions in one sequential generator.
-    for rng in ["cllm", "nanogpt"] {
+    // Both random streams: nanogpt's batches are positions in one sequential generator. And
+    // with dropout, whose masks must be drawn again as the uninterrupted run drew them.
+    for (rng, dropout) in [("cllm", "0"), ("nanogpt", "0"), ("cllm", "0.2")] {
         let env = Env::new();
         let (full, part) = (env.path("full"), env.path("part"));
-        let small = [SMALL, &["--rng", rng]].concat();
+        let small = [SMALL, &["--rng", rng, "--dropout", dropout]].concat();
         let out = env.train(&[&small[..], &["--out", full.to_str().unwrap()]].concat());
         assert!(out.status.success(), "{}", stderr(&out));
         let out = env.train(
@@ -288,7 +289,7 @@ fn resume_is_bit_for_bit() {
         assert_eq!(
             losses(&part),
             losses(&full),
-            "{rng}: losses after resuming differ from the uninterrupted run"
+            "{rng}, dropout {dropout}: losses after resuming differ from the uninterrupted run"
         );
         assert_eq!(
             evals(&part),

@@ -3,6 +3,7 @@
 use std::ops::Range;
 
 use cllm_tensor::kernels::attention::{AttentionShape, attention_backward, attention_forward};
+use cllm_tensor::kernels::dropout::BatchDropout;
 
 use crate::Graph;
 use crate::backward::{Bufs, scratch};
@@ -17,6 +18,22 @@ impl<'t> Graph<'t> {
     /// If `qkv`'s columns are not a multiple of 3, its rows not a multiple of `t`, or `heads`
     /// does not divide `C`.
     pub fn attention(&mut self, qkv: Val<'t>, t: usize, heads: usize) -> Val<'t> {
+        self.attention_with_dropout(qkv, t, heads, None)
+    }
+
+    /// [`Graph::attention`] with the attention probabilities dropped out (probability `(head,
+    /// i, j)` of sequence `s` is element `(head * t + i) * t + j` of that sequence's mask;
+    /// sequence numbers count from `dropout.first`).
+    ///
+    /// # Panics
+    /// As [`Graph::attention`].
+    pub fn attention_with_dropout(
+        &mut self,
+        qkv: Val<'t>,
+        t: usize,
+        heads: usize,
+        dropout: Option<BatchDropout>,
+    ) -> Val<'t> {
         let (rows, cols) = self.shape(qkv);
         assert!(
             cols.is_multiple_of(3),
@@ -43,11 +60,12 @@ impl<'t> Graph<'t> {
         let (before, y, saved, tmp) =
             self.tape
                 .inputs_out_aux_scratch(out, probs.clone(), shape.scratch_len());
-        attention_forward(y, saved, tmp, &before[rq], shape);
+        attention_forward(y, saved, tmp, &before[rq], shape, dropout);
         self.tape.ops.push(Op::Attention {
             qkv: qkv.id,
             shape,
             probs,
+            dropout,
             out,
         });
         Val::new(out)
@@ -59,6 +77,7 @@ pub(crate) fn backward(
     qkv: ValId,
     shape: AttentionShape,
     probs: Range<usize>,
+    dropout: Option<BatchDropout>,
     out: ValId,
 ) {
     let qv = bufs.value(qkv);
@@ -67,6 +86,6 @@ pub(crate) fn backward(
     if let (dy, Some(dqkv)) = bufs.grads.dy_dx(out, qkv) {
         // Zeroed here, then added to: overwriting instead measured slower before the gradient
         // pool and no faster with it (docs/benchmarks.md, "Gradient pool").
-        attention_backward(dqkv.for_adding(), tmp, dy, qv, pv, shape);
+        attention_backward(dqkv.for_adding(), tmp, dy, qv, pv, shape, dropout);
     }
 }

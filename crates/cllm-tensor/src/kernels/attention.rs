@@ -25,6 +25,7 @@ mod direct;
 
 use std::ops::Range;
 
+use super::dropout::BatchDropout;
 use super::matmul::{GemmSpec, Precision, matmul, precision};
 
 use super::softmax::{Mask, softmax_backward, softmax_forward};
@@ -75,9 +76,9 @@ impl AttentionShape {
         self.b * self.nh * self.t * self.t
     }
 
-    /// Length of the scratch buffer both passes take: one `T x T` matrix and one `T x C`.
+    /// Length of the scratch buffer both passes take: two `T x T` matrices and one `T x C`.
     pub fn scratch_len(&self) -> usize {
-        self.t * self.t + self.t * self.c
+        2 * self.t * self.t + self.t * self.c
     }
 
     /// How this shape's products are computed at the process's matmul [`precision`]: directly
@@ -146,7 +147,9 @@ pub enum Products {
     Direct,
 }
 
-/// `out = softmax(Q K^T / sqrt(HS), causal) V` per head; saves the probabilities in `probs`.
+/// `out = softmax(Q K^T / sqrt(HS), causal) V` per head; saves the probabilities in `probs`
+/// (before dropout). With `dropout`, the probabilities are dropped out (by the mask of the
+/// element `(head * T + i) * T + j` of each sequence) before they multiply `V`.
 /// `scratch` must hold [`AttentionShape::scratch_len`] floats; its contents are overwritten.
 pub fn attention_forward(
     out: &mut [f32],
@@ -154,8 +157,9 @@ pub fn attention_forward(
     scratch: &mut [f32],
     qkv: &[f32],
     shape: AttentionShape,
+    dropout: Option<BatchDropout>,
 ) {
-    attention_forward_with(shape.products(), out, probs, scratch, qkv, shape)
+    attention_forward_with(shape.products(), out, probs, scratch, qkv, shape, dropout)
 }
 
 /// [`attention_forward`] with the products computed as `products` says.
@@ -166,6 +170,7 @@ pub fn attention_forward_with(
     scratch: &mut [f32],
     qkv: &[f32],
     shape: AttentionShape,
+    dropout: Option<BatchDropout>,
 ) {
     shape.check(qkv.len(), out.len(), probs.len());
     assert!(
@@ -176,7 +181,8 @@ pub fn attention_forward_with(
     );
     let (t, c, hs) = (shape.t, shape.c, shape.head_size());
     let scale = 1.0 / (hs as f32).sqrt();
-    let kt = &mut scratch[..t * c];
+    let (kt, dropped) = scratch.split_at_mut(t * c);
+    let dropped = &mut dropped[..t * t];
     for b in 0..shape.b {
         // The direct path: every head's keys, transposed, at once.
         if products == Products::Direct {
@@ -186,9 +192,15 @@ pub fn attention_forward_with(
         for h in 0..shape.nh {
             let (q, p, o) = shape.offsets(b, h);
             let pb = &mut probs[p..p + t * t];
+            let head_dropout = dropout.map(|d| direct::HeadDropout {
+                mask: d.sequence(b),
+                first: (h * t * t) as u32,
+                dropped: &mut *dropped,
+            });
             if products == Products::Direct {
                 let kt = &kt[h * hs * t..][..hs * t];
-                direct::forward_head(&mut out[o..], pb, kt, &qkv[q..], t, c, hs, scale);
+                let (o, q) = (&mut out[o..], &qkv[q..]);
+                direct::forward_head(o, pb, kt, q, t, c, hs, scale, head_dropout);
                 continue;
             }
             for (rows, end) in blocks(t) {
@@ -204,12 +216,19 @@ pub fn attention_forward_with(
                 );
             }
             softmax_forward(pb, t, Mask::Causal(t));
+            let pv: &[f32] = match head_dropout {
+                None => pb,
+                Some(mut d) => {
+                    d.drop_causal(pb, t);
+                    d.dropped
+                }
+            };
             for (rows, end) in blocks(t) {
-                // O[rows] = P[rows, 0..end] V[0..end]
+                // O[rows] = P[rows, 0..end] V[0..end] (P after dropout)
                 let spec = GemmSpec::nn(rows.len(), end, hs).lead(t, 3 * c, c);
                 matmul(
                     &spec,
-                    &pb[rows.start * t..],
+                    &pv[rows.start * t..],
                     &qkv[q + 2 * c..],
                     &mut out[o + rows.start * c..],
                 );
@@ -218,8 +237,9 @@ pub fn attention_forward_with(
     }
 }
 
-/// Accumulates the gradient of [`attention_forward`] into `dqkv` (`dqkv += dL/dqkv`).
-/// `scratch` must hold [`AttentionShape::scratch_len`] floats; its contents are overwritten.
+/// Accumulates the gradient of [`attention_forward`] into `dqkv` (`dqkv += dL/dqkv`), given
+/// the forward pass's `dropout`. `scratch` must hold [`AttentionShape::scratch_len`] floats;
+/// its contents are overwritten.
 pub fn attention_backward(
     dqkv: &mut [f32],
     scratch: &mut [f32],
@@ -227,12 +247,23 @@ pub fn attention_backward(
     qkv: &[f32],
     probs: &[f32],
     shape: AttentionShape,
+    dropout: Option<BatchDropout>,
 ) {
-    attention_backward_with(shape.products(), dqkv, scratch, dout, qkv, probs, shape)
+    attention_backward_with(
+        shape.products(),
+        dqkv,
+        scratch,
+        dout,
+        qkv,
+        probs,
+        shape,
+        dropout,
+    )
 }
 
 /// [`attention_backward`] with the products computed as `products` says (the forward pass
 /// must have used the same, or the gradient is of slightly different probabilities).
+#[allow(clippy::too_many_arguments)]
 pub fn attention_backward_with(
     products: Products,
     dqkv: &mut [f32],
@@ -241,6 +272,7 @@ pub fn attention_backward_with(
     qkv: &[f32],
     probs: &[f32],
     shape: AttentionShape,
+    dropout: Option<BatchDropout>,
 ) {
     shape.check(qkv.len(), dout.len(), probs.len());
     assert_eq!(
@@ -256,8 +288,9 @@ pub fn attention_backward_with(
     );
     let (t, c, hs) = (shape.t, shape.c, shape.head_size());
     let scale = 1.0 / (hs as f32).sqrt();
-    let (dp, vt) = scratch.split_at_mut(t * t);
-    let vt = &mut vt[..t * c];
+    let (dp, rest) = scratch.split_at_mut(t * t);
+    let (vt, dropped) = rest.split_at_mut(t * c);
+    let dropped = &mut dropped[..t * t];
     for b in 0..shape.b {
         // The direct path: every head's values, transposed, at once.
         if products == Products::Direct {
@@ -267,14 +300,20 @@ pub fn attention_backward_with(
         for h in 0..shape.nh {
             let (q, p, o) = shape.offsets(b, h);
             let pb = &probs[p..p + t * t];
+            let head_dropout = dropout.map(|d| direct::HeadDropout {
+                mask: d.sequence(b),
+                first: (h * t * t) as u32,
+                dropped: &mut *dropped,
+            });
             if products == Products::Direct {
                 let vt = &vt[h * hs * t..][..hs * t];
                 let (dq, qv, dov) = (&mut dqkv[q..], &qkv[q..], &dout[o..]);
-                direct::backward_head(dq, dp, vt, dov, qv, pb, t, c, hs, scale);
+                direct::backward_head(dq, dp, vt, dov, qv, pb, t, c, hs, scale, head_dropout);
                 continue;
             }
             for (rows, end) in blocks(t) {
-                // dP[rows, 0..end] = dO[rows] V[0..end]^T
+                // dP[rows, 0..end] = dO[rows] V[0..end]^T (the dropped probabilities' gradient
+                // with dropout)
                 let spec = GemmSpec::nt(rows.len(), hs, end).lead(c, 3 * c, t);
                 matmul(
                     &spec,
@@ -283,14 +322,23 @@ pub fn attention_backward_with(
                     &mut dp[rows.start * t..],
                 );
             }
+            let mut head_dropout = head_dropout;
+            let pv: &[f32] = match &mut head_dropout {
+                None => pb,
+                Some(d) => {
+                    // P' = P * mask, and dP = dP' * mask: the undropped probabilities' gradient
+                    d.drop_causal_both(pb, dp, t);
+                    &*d.dropped
+                }
+            };
             for (cols, _) in blocks(t) {
-                // dV[cols] += P[cols.start.., cols]^T dO[cols.start..]: only rows at or below the
-                // diagonal block have non-zero probabilities for these keys.
+                // dV[cols] += P[cols.start.., cols]^T dO[cols.start..] (P after dropout): only
+                // rows at or below the diagonal block have non-zero probabilities for these keys.
                 let k = t - cols.start;
                 let spec = GemmSpec::tn(cols.len(), k, hs)
                     .lead(t, c, 3 * c)
                     .accumulate();
-                let pcol = &pb[cols.start * t + cols.start..];
+                let pcol = &pv[cols.start * t + cols.start..];
                 let dov = &dout[o + cols.start * c..];
                 matmul(
                     &spec,
@@ -331,10 +379,12 @@ pub fn attention_backward_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::dropout::Dropout;
     use crate::test_util::{assert_close, random_vec};
 
-    /// Attention written out the slow way, one score at a time.
-    fn reference(qkv: &[f32], s: AttentionShape) -> Vec<f32> {
+    /// Attention written out the slow way, one score at a time, with probability `(h, i, j)`
+    /// of sequence `b` multiplied by its dropout factor.
+    fn reference(qkv: &[f32], s: AttentionShape, dropout: Option<BatchDropout>) -> Vec<f32> {
         let (t, c, hs) = (s.t, s.c, s.head_size());
         let mut out = vec![0.0; s.out_len()];
         for b in 0..s.b {
@@ -357,8 +407,15 @@ mod tests {
                     let max = scores.iter().cloned().fold(f64::MIN, f64::max);
                     let w: Vec<f64> = scores.iter().map(|x| (x - max).exp()).collect();
                     let z: f64 = w.iter().sum();
+                    let factor = |j: usize| {
+                        dropout.map_or(1.0, |d| {
+                            d.sequence(b).factor(((h * t + i) * t + j) as u32) as f64
+                        })
+                    };
                     for d in 0..hs {
-                        let v: f64 = (0..=i).map(|j| w[j] / z * row(j, 2)[d] as f64).sum();
+                        let v: f64 = (0..=i)
+                            .map(|j| w[j] / z * factor(j) * row(j, 2)[d] as f64)
+                            .sum();
                         out[(b * t + i) * c + h * hs + d] = v as f32;
                     }
                 }
@@ -381,33 +438,46 @@ mod tests {
 
     const BOTH: [Products; 2] = [Products::Gemm, Products::Direct];
 
+    /// No dropout, and a dropout of 0.3 on a batch that starts at sequence 5.
+    fn dropouts() -> [Option<BatchDropout>; 2] {
+        let dropout = Dropout::new(0.3, 77);
+        [None, Some(BatchDropout { dropout, first: 5 })]
+    }
+
     #[test]
     fn matches_reference() {
         for s in shapes() {
             let qkv = random_vec(s.qkv_len(), 9);
-            let want = reference(&qkv, s);
-            for products in BOTH {
-                let mut out = vec![0.0; s.out_len()];
-                let mut probs = vec![f32::NAN; s.probs_len()];
-                let mut scratch = vec![f32::NAN; s.scratch_len()];
-                attention_forward_with(products, &mut out, &mut probs, &mut scratch, &qkv, s);
-                assert_close(&out, &want, 1e-5, &format!("forward {products:?} {s:?}"));
+            for dropout in dropouts() {
+                let want = reference(&qkv, s, dropout);
+                for products in BOTH {
+                    let mut out = vec![0.0; s.out_len()];
+                    let mut probs = vec![f32::NAN; s.probs_len()];
+                    let mut scratch = vec![f32::NAN; s.scratch_len()];
+                    let (o, p, sc) = (&mut out, &mut probs, &mut scratch);
+                    attention_forward_with(products, o, p, sc, &qkv, s, dropout);
+                    let what = format!("forward {products:?} {s:?} {dropout:?}");
+                    assert_close(&out, &want, 1e-5, &what);
+                }
             }
         }
     }
 
     /// `sum(out * r)` in f64 through the reference forward.
-    fn weighted(qkv: &[f32], r: &[f32], s: AttentionShape) -> f64 {
-        let out = reference(qkv, s);
+    fn weighted(qkv: &[f32], r: &[f32], s: AttentionShape, d: Option<BatchDropout>) -> f64 {
+        let out = reference(qkv, s, d);
         out.iter().zip(r).map(|(&o, &r)| o as f64 * r as f64).sum()
     }
 
     /// Both backward passes accumulate (the old contents of `dqkv` are kept), agree with each
     /// other, and match central differences of the reference at a spread of entries (queries,
-    /// keys and values of every head, first and last positions).
+    /// keys and values of every head, first and last positions), with and without dropout.
     #[test]
     fn backward_matches_finite_differences() {
-        for s in shapes() {
+        for (s, dropout) in shapes()
+            .into_iter()
+            .flat_map(|s| dropouts().map(|d| (s, d)))
+        {
             let qkv = random_vec(s.qkv_len(), 3);
             let r = random_vec(s.out_len(), 4);
             let base = random_vec(s.qkv_len(), 5);
@@ -417,24 +487,28 @@ mod tests {
                     let mut out = vec![0.0; s.out_len()];
                     let mut probs = vec![f32::NAN; s.probs_len()];
                     let mut scratch = vec![f32::NAN; s.scratch_len()];
-                    attention_forward_with(products, &mut out, &mut probs, &mut scratch, &qkv, s);
+                    let (o, p, sc) = (&mut out, &mut probs, &mut scratch);
+                    attention_forward_with(products, o, p, sc, &qkv, s, dropout);
                     let mut dqkv = base.clone();
-                    attention_backward_with(products, &mut dqkv, &mut scratch, &r, &qkv, &probs, s);
+                    let (d, sc) = (&mut dqkv, &mut scratch);
+                    attention_backward_with(products, d, sc, &r, &qkv, &probs, s, dropout);
                     dqkv.iter().zip(&base).map(|(g, b)| g - b).collect()
                 })
                 .collect();
-            assert_close(&grads[1], &grads[0], 1e-4, &format!("direct vs gemm {s:?}"));
+            let what = format!("direct vs gemm {s:?} {dropout:?}");
+            assert_close(&grads[1], &grads[0], 1e-4, &what);
             let step = s.qkv_len() / 37 + 1;
             for i in (0..s.qkv_len()).step_by(step).chain([s.qkv_len() - 1]) {
                 let h = 1e-3;
                 let (mut up, mut down) = (qkv.clone(), qkv.clone());
                 up[i] += h;
                 down[i] -= h;
-                let fd = (weighted(&up, &r, s) - weighted(&down, &r, s)) / (2.0 * h as f64);
+                let diff = weighted(&up, &r, s, dropout) - weighted(&down, &r, s, dropout);
+                let fd = diff / (2.0 * h as f64);
                 for (products, g) in BOTH.iter().zip(&grads) {
                     assert!(
                         (g[i] as f64 - fd).abs() <= 2e-3 * (1.0 + fd.abs()),
-                        "{products:?} {s:?} entry {i}: backward {}, finite differences {fd}",
+                        "{products:?} {s:?} {dropout:?} entry {i}: backward {}, finite differences {fd}",
                         g[i]
                     );
                 }
@@ -460,16 +534,10 @@ mod tests {
             let mut probs = vec![0.0; s.probs_len()];
             let mut scratch = vec![0.0; s.scratch_len()];
             let mut dqkv = vec![0.0; s.qkv_len()];
-            attention_forward_with(Products::Direct, &mut out, &mut probs, &mut scratch, qkv, s);
-            attention_backward_with(
-                Products::Direct,
-                &mut dqkv,
-                &mut scratch,
-                dout,
-                qkv,
-                &probs,
-                s,
-            );
+            let (o, p, sc) = (&mut out, &mut probs, &mut scratch);
+            attention_forward_with(Products::Direct, o, p, sc, qkv, s, None);
+            let (d, sc) = (&mut dqkv, &mut scratch);
+            attention_backward_with(Products::Direct, d, sc, dout, qkv, &probs, s, None);
             (out, dqkv)
         };
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

@@ -17,6 +17,7 @@ use std::ops::Range;
 
 use multiversion::multiversion;
 
+use crate::kernels::dropout::SequenceMask;
 use crate::kernels::softmax::{Mask, softmax_backward, softmax_forward};
 
 /// Output rows per register block.
@@ -351,11 +352,19 @@ pub(super) fn forward_head(
     c: usize,
     hs: usize,
     scale: f32,
+    dropout: Option<HeadDropout>,
 ) {
     let ld = 3 * c;
     causal_scores(qkv, ld, kt, t, hs, scale, probs); // S = scale Q K^T
     softmax_forward(probs, t, Mask::Causal(t));
-    causal_times(probs, false, &qkv[2 * c..], ld, t, hs, 1.0, false, out, c); // O = P V
+    let v = &qkv[2 * c..];
+    match dropout {
+        None => causal_times(probs, false, v, ld, t, hs, 1.0, false, out, c), // O = P V
+        Some(mut d) => {
+            d.drop_causal(probs, t); // P' = P * mask
+            causal_times(d.dropped, false, v, ld, t, hs, 1.0, false, out, c); // O = P' V
+        }
+    }
 }
 
 /// One (batch, head) pair of the backward pass, accumulating into `dqkv` (laid out as `qkv`,
@@ -374,13 +383,54 @@ pub(super) fn backward_head(
     c: usize,
     hs: usize,
     scale: f32,
+    dropout: Option<HeadDropout>,
 ) {
     let ld = 3 * c;
-    causal_scores(dout, c, vt, t, hs, 1.0, dp); // dP = dO V^T
+    causal_scores(dout, c, vt, t, hs, 1.0, dp); // dP = dO V^T (dP' with dropout)
     let dv = &mut dqkv[2 * c..];
-    causal_times(probs, true, dout, c, t, hs, 1.0, true, dv, ld); // dV += P^T dO
+    match dropout {
+        None => causal_times(probs, true, dout, c, t, hs, 1.0, true, dv, ld), // dV += P^T dO
+        Some(mut d) => {
+            d.drop_causal_both(probs, dp, t); // P' = P * mask, dP = dP' * mask
+            causal_times(d.dropped, true, dout, c, t, hs, 1.0, true, dv, ld); // dV += P'^T dO
+        }
+    }
     softmax_backward(dp, probs, t, Mask::Causal(t)); // dS
     causal_times(dp, false, &qkv[c..], ld, t, hs, scale, true, dqkv, ld); // dQ += scale dS K
     let dk = &mut dqkv[c..];
     causal_times(dp, true, qkv, ld, t, hs, scale, true, dk, ld); // dK += scale dS^T Q
+}
+
+/// Dropout on one (batch, head) pair's `T x T` probabilities: the sequence's mask, the index
+/// of the pair's first probability within the sequence (`head * T * T`), and scratch for the
+/// dropped probabilities.
+pub(super) struct HeadDropout<'a> {
+    pub(super) mask: SequenceMask,
+    pub(super) first: u32,
+    pub(super) dropped: &'a mut [f32],
+}
+
+impl HeadDropout<'_> {
+    /// `dropped = p * mask` on and below the diagonal, 0 above it (where `p` is 0 too).
+    #[inline(always)]
+    pub(super) fn drop_causal(&mut self, p: &[f32], t: usize) {
+        for i in 0..t {
+            let (row, out) = (&p[i * t..][..t], &mut self.dropped[i * t..][..t]);
+            let at = self.first + (i * t) as u32;
+            self.mask.multiply(at, &row[..=i], &mut out[..=i]);
+            out[i + 1..].fill(0.0);
+        }
+    }
+
+    /// [`HeadDropout::drop_causal`], and `x *= mask` on and below the diagonal, in one pass.
+    #[inline(always)]
+    pub(super) fn drop_causal_both(&mut self, p: &[f32], x: &mut [f32], t: usize) {
+        for i in 0..t {
+            let (row, out) = (&p[i * t..][..t], &mut self.dropped[i * t..][..t]);
+            let at = self.first + (i * t) as u32;
+            self.mask
+                .multiply_both(at, &row[..=i], &mut out[..=i], &mut x[i * t..][..=i]);
+            out[i + 1..].fill(0.0);
+        }
+    }
 }

@@ -13,6 +13,9 @@
 #        bash scripts/ab-binaries.sh ../old/target/release/cllm-train target/release/cllm-train 6 \
 #          --dataset shakespeare --data-dir ../shared/datasets --preset tiny --threads 1 \
 #          --max-steps 3000 --eval-interval 100000
+# B_ARGS (environment) adds arguments to B's runs only, to compare a setting on one binary:
+#        B_ARGS="--dropout 0.2" bash scripts/ab-binaries.sh target/release/cllm-train \
+#          target/release/cllm-train 5 --dataset shakespeare ...
 # Give --eval-iters 1 with a large preset (evaluations are not timed but take a while), and a
 # dataset or path: the built-in corpus is compiled in from the sources, so two builds of
 # different commits train on different text.
@@ -53,10 +56,10 @@ for r in $(seq 1 "$rounds"); do
   sides="A B"
   [ $((r % 2)) -eq 0 ] && sides="B A"
   for side in $sides; do
-    bin=$bin_a
-    [ $side = B ] && bin=$bin_b
+    bin=$bin_a extra=()
+    [ $side = B ] && bin=$bin_b && read -r -a extra <<<"${B_ARGS:-}"
     rm -rf "$tmp/run-$side"
-    "$bin" "$@" --out "$tmp/run-$side" >"$tmp/log-$side" 2>&1 || { cat "$tmp/log-$side" >&2; exit 1; }
+    "$bin" "$@" "${extra[@]}" --out "$tmp/run-$side" >"$tmp/log-$side" 2>&1 || { cat "$tmp/log-$side" >&2; exit 1; }
     read -r step compute < <(medians "$tmp/run-$side/metrics.jsonl")
     echo "$step" >>"$tmp/$side.ms"
     printf 'round %2d %s: %10.4f ms/step, compute %10.4f ms\n' "$r" "$side" "$step" "$compute"

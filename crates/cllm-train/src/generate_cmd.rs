@@ -18,8 +18,15 @@ pub struct GenerateArgs {
     #[arg(value_name = "RUN_DIR|CKPT")]
     pub source: PathBuf,
     /// Text to continue (default: a newline, or the first token).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", conflicts_with = "prompt_file")]
     pub prompt: String,
+    /// Read the text to continue from this file (UTF-8) instead of --prompt.
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+    /// Independent samples to draw from the prompt, printed one after another with a line of
+    /// dashes between them (the seed starts the first; the others follow from it).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub num_samples: usize,
     /// Tokens to generate.
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub max_new_tokens: usize,
@@ -52,8 +59,26 @@ fn locate(source: &Path, tokenizer: Option<&PathBuf>) -> Result<(PathBuf, PathBu
     Ok((ckpt, tok))
 }
 
-/// Generates as asked, streaming to `out`; returns the generated token count.
+/// Printed between samples (as nanoGPT's `sample.py` does).
+pub const SAMPLE_SEPARATOR: &str = "---------------";
+
+/// The prompt text: `--prompt`, or the contents of `--prompt-file`.
+fn prompt_text(args: &GenerateArgs) -> Result<String, String> {
+    let Some(path) = &args.prompt_file else {
+        return Ok(args.prompt.clone());
+    };
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("--prompt-file {}: {e}", path.display()))?;
+    String::from_utf8(bytes)
+        .map_err(|e| format!("--prompt-file {}: not UTF-8 text ({e})", path.display()))
+}
+
+/// Generates as asked, streaming to `out`; returns the generated token count (all samples).
 pub fn run(args: &GenerateArgs, out: &mut impl Write) -> Result<usize, String> {
+    if args.num_samples == 0 {
+        return Err("--num-samples must be at least 1".into());
+    }
+    let prompt_text = prompt_text(args)?;
     let sampling = SamplingConfig {
         temperature: args.temperature,
         top_k: (args.top_k > 0).then_some(args.top_k),
@@ -76,65 +101,120 @@ pub fn run(args: &GenerateArgs, out: &mut impl Write) -> Result<usize, String> {
     }
     let gpt = Gpt::new(ck.state.model)?;
     let mut prompt = Vec::new();
-    let text = if args.prompt.is_empty() {
+    let text = if prompt_text.is_empty() {
         "\n"
     } else {
-        args.prompt.as_str()
+        prompt_text.as_str()
     };
     if tokenizer.encode(text, &mut prompt).is_err() || prompt.is_empty() {
-        if args.prompt.is_empty() {
+        if prompt_text.is_empty() {
             prompt = vec![0];
         } else {
+            let flag = if args.prompt_file.is_some() {
+                "--prompt-file"
+            } else {
+                "--prompt"
+            };
             tokenizer
                 .encode(text, &mut prompt)
-                .map_err(|e| format!("--prompt: {e}"))?;
-        }
-    }
-    let mut decoder = Generator::new(&gpt, &ck.weights);
-    let mut sampler = Sampler::default();
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    if !args.prompt.is_empty() && !emit(out, &args.prompt)? {
-        return Ok(0);
-    }
-    for &t in &prompt[..prompt.len() - 1] {
-        decoder.feed(t);
-    }
-    let mut next = *prompt.last().expect("prompt is not empty");
-    let mut generated: Vec<u32> = Vec::with_capacity(args.max_new_tokens);
-    let mut printed = 0;
-    let started = Instant::now();
-    for _ in 0..args.max_new_tokens {
-        let logits = decoder.feed(next);
-        let mut logits = logits.to_vec();
-        next = sampler.sample(&mut logits, decoder.context(), &sampling, &mut rng);
-        generated.push(next);
-        // Print what decodes completely; a multi-byte character split across tokens waits.
-        let text = tokenizer.decode(&generated);
-        let complete = text.trim_end_matches('\u{FFFD}');
-        if complete.len() > printed && text.is_char_boundary(printed) {
-            if !emit(out, &complete[printed..])? {
-                return Ok(generated.len());
+                .map_err(|e| format!("{flag}: {e}"))?;
+            if prompt.is_empty() {
+                return Err(format!("{flag}: the prompt encodes to no tokens"));
             }
-            printed = complete.len();
         }
     }
-    let text = tokenizer.decode(&generated);
-    let rest = if text.len() > printed && text.is_char_boundary(printed) {
-        &text[printed..]
-    } else {
-        ""
-    };
-    if !emit(out, &format!("{rest}\n"))? {
-        return Ok(generated.len());
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let started = Instant::now();
+    let mut total = 0;
+    for i in 0..args.num_samples {
+        if i > 0 && !emit(out, &format!("{SAMPLE_SEPARATOR}\n"))? {
+            return Ok(total);
+        }
+        let job = Sample {
+            gpt: &gpt,
+            weights: &ck.weights,
+            tokenizer: &tokenizer,
+            prompt: &prompt,
+            prompt_text: &prompt_text,
+            sampling: &sampling,
+        };
+        match job.run(args.max_new_tokens, &mut rng, out)? {
+            Some(n) => total += n,
+            None => return Ok(total), // the reader has gone: stop quietly
+        }
     }
     let secs = started.elapsed().as_secs_f64();
+    let samples = match args.num_samples {
+        1 => String::new(),
+        n => format!(" ({n} samples)"),
+    };
     crate::say!(
-        "generated {} tokens in {secs:.2} s ({:.0} tokens/s) from {}",
-        generated.len(),
-        generated.len() as f64 / secs.max(1e-9),
+        "generated {total} tokens{samples} in {secs:.2} s ({:.0} tokens/s) from {}",
+        total as f64 / secs.max(1e-9),
         ckpt_path.display()
     );
-    Ok(generated.len())
+    Ok(total)
+}
+
+/// One sample: the prompt, then up to `max_new_tokens` sampled tokens, from a fresh KV cache.
+struct Sample<'a> {
+    gpt: &'a Gpt,
+    weights: &'a [f32],
+    tokenizer: &'a Tokenizer,
+    /// The prompt's tokens (at least one).
+    prompt: &'a [u32],
+    /// The prompt as given (printed first; empty: nothing printed).
+    prompt_text: &'a str,
+    sampling: &'a SamplingConfig,
+}
+
+impl Sample<'_> {
+    /// Streams the sample to `out`; returns the tokens generated, or `None` if the reader went
+    /// away.
+    fn run(
+        &self,
+        max_new_tokens: usize,
+        rng: &mut ChaCha8Rng,
+        out: &mut dyn Write,
+    ) -> Result<Option<usize>, String> {
+        let (tokenizer, prompt) = (self.tokenizer, self.prompt);
+        let mut decoder = Generator::new(self.gpt, self.weights);
+        let mut sampler = Sampler::default();
+        if !self.prompt_text.is_empty() && !emit(out, self.prompt_text)? {
+            return Ok(None);
+        }
+        for &t in &prompt[..prompt.len() - 1] {
+            decoder.feed(t);
+        }
+        let mut next = *prompt.last().expect("prompt is not empty");
+        let mut generated: Vec<u32> = Vec::with_capacity(max_new_tokens);
+        let mut printed = 0;
+        for _ in 0..max_new_tokens {
+            let logits = decoder.feed(next);
+            let mut logits = logits.to_vec();
+            next = sampler.sample(&mut logits, decoder.context(), self.sampling, rng);
+            generated.push(next);
+            // Print what decodes completely; a multi-byte character split across tokens waits.
+            let text = tokenizer.decode(&generated);
+            let complete = text.trim_end_matches('\u{FFFD}');
+            if complete.len() > printed && text.is_char_boundary(printed) {
+                if !emit(out, &complete[printed..])? {
+                    return Ok(None);
+                }
+                printed = complete.len();
+            }
+        }
+        let text = tokenizer.decode(&generated);
+        let rest = if text.len() > printed && text.is_char_boundary(printed) {
+            &text[printed..]
+        } else {
+            ""
+        };
+        if !emit(out, &format!("{rest}\n"))? {
+            return Ok(None);
+        }
+        Ok(Some(generated.len()))
+    }
 }
 
 /// Writes `s` to the output and flushes it. `Ok(false)`: the reader has gone away (a closed

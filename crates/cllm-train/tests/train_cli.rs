@@ -214,12 +214,40 @@ fn train_writes_the_run_directory_and_learns() {
     assert_ne!(a.stdout, c.stdout);
     assert!(String::from_utf8_lossy(&a.stdout).starts_with("line 1"));
 
+    // Several samples: the first is the single sample of that seed, the next ones start from
+    // the prompt again, after a line of dashes; a prompt file is the same prompt.
+    fs::write(env.path("prompt.txt"), "line 1").unwrap();
+    let prompt_file = env.path("prompt.txt");
+    let three = Command::new(env!("CARGO_BIN_EXE_cllm-generate"))
+        .args([run.to_str().unwrap(), "--prompt-file"])
+        .arg(&prompt_file)
+        .args([
+            "--max-new-tokens",
+            "40",
+            "--seed",
+            "1",
+            "--num-samples",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(three.status.success(), "{}", stderr(&three));
+    let text = String::from_utf8(three.stdout.clone()).unwrap();
+    let samples: Vec<&str> = text.split("---------------\n").collect();
+    assert_eq!(samples.len(), 3, "{text}");
+    assert_eq!(samples[0].as_bytes(), &a.stdout[..]);
+    assert!(samples.iter().all(|s| s.starts_with("line 1")), "{text}");
+    assert_ne!(samples[1], samples[2]);
+    assert!(stderr(&three).contains("(3 samples)"), "{}", stderr(&three));
+
     // Out-of-range sampling settings are refused before anything is generated.
     for (flag, value) in [
         ("--top-p", "2"),
         ("--top-p", "0"),
         ("--repetition-penalty", "0"),
         ("--temperature", "-1"),
+        ("--num-samples", "0"),
+        ("--prompt-file", "no-such-file.txt"),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_cllm-generate"))
             .args([run.to_str().unwrap(), flag, value])

@@ -15,7 +15,8 @@
 //!
 //! Layout: a batch is `[B * per_seq]` with sequence `b`'s `per_seq` elements contiguous, as
 //! `[B*T, C]` activations are (`per_seq = T * C`) and `[B, NH, T, T]` attention probabilities
-//! (`per_seq = NH * T * T`).
+//! (`per_seq = NH * T * T`). Element indices are 32-bit and wrap: a sequence of more than 2^32
+//! elements would reuse masks, never fail.
 
 use multiversion::multiversion;
 

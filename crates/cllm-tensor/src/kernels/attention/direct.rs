@@ -416,7 +416,7 @@ impl HeadDropout<'_> {
     pub(super) fn drop_causal(&mut self, p: &[f32], t: usize) {
         for i in 0..t {
             let (row, out) = (&p[i * t..][..t], &mut self.dropped[i * t..][..t]);
-            let at = self.first + (i * t) as u32;
+            let at = self.first.wrapping_add((i * t) as u32);
             self.mask.multiply(at, &row[..=i], &mut out[..=i]);
             out[i + 1..].fill(0.0);
         }
@@ -427,7 +427,7 @@ impl HeadDropout<'_> {
     pub(super) fn drop_causal_both(&mut self, p: &[f32], x: &mut [f32], t: usize) {
         for i in 0..t {
             let (row, out) = (&p[i * t..][..t], &mut self.dropped[i * t..][..t]);
-            let at = self.first + (i * t) as u32;
+            let at = self.first.wrapping_add((i * t) as u32);
             self.mask
                 .multiply_both(at, &row[..=i], &mut out[..=i], &mut x[i * t..][..=i]);
             out[i + 1..].fill(0.0);

@@ -410,7 +410,7 @@ fn open_run_dir(
 /// The start-up lines: the model, the lattice's shape and placement, the memory breakdown.
 fn announce(cfg: &RunConfig, engine: &LatticeEngine) {
     say!(
-        "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens{}; \
+        "model: {} preset, {} parameters ({} layers, {} heads, width {}, context {}, vocab {}); batch {} x {} tokens{}{}; \
          seed {} on the {} random stream{}",
         cfg.preset,
         cfg.model.num_params(),
@@ -424,6 +424,10 @@ fn announce(cfg: &RunConfig, engine: &LatticeEngine) {
         cfg.micro_batch.map_or_else(String::new, |m| format!(
             ", in passes of at most {m} per worker"
         )),
+        match cfg.hyper.dropout {
+            0.0 => String::new(),
+            p => format!("; dropout {p}"),
+        },
         cfg.seed,
         cfg.rng,
         match cfg.matmul_precision {

@@ -534,13 +534,16 @@ fn huge_pages_change_no_bits() {
 fn resume_refuses_changed_settings_and_damaged_checkpoints() {
     let env = Env::new();
     let run = env.stopped_run(10);
-    let out = env.train(&["--resume", run.to_str().unwrap(), "--embed-dim", "64"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("--embed-dim cannot change when resuming"),
-        "{}",
-        stderr(&out)
-    );
+    for flag in ["--embed-dim", "--dropout"] {
+        let value = if flag == "--dropout" { "0.1" } else { "64" };
+        let out = env.train(&["--resume", run.to_str().unwrap(), flag, value]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains(&format!("{flag} cannot change when resuming")),
+            "{}",
+            stderr(&out)
+        );
+    }
 
     let model = run.join("checkpoints/step-00000010/model.safetensors");
     let mut bytes = fs::read(&model).unwrap();
@@ -834,6 +837,9 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
             &["--grad-clip", "-0.5"],
             "--grad-clip must be a number >= 0",
         ),
+        (&["--dropout", "1"], "--dropout must be in [0, 1), got 1"),
+        (&["--dropout", "-0.1"], "--dropout must be in [0, 1)"),
+        (&["--dropout", "nan"], "--dropout must be in [0, 1)"),
     ] {
         let out = env.train(flags);
         assert_eq!(out.status.code(), Some(1), "{flags:?}");

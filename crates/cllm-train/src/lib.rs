@@ -4,6 +4,7 @@
 // No unsafe code, but for the two allocator wrappers that need it (`heap`, `huge_pages`).
 #![deny(unsafe_code)]
 
+pub mod arithmetic;
 pub mod batches;
 pub mod builtin_corpus;
 pub mod config;

@@ -918,6 +918,21 @@ impl Trainer {
         if !stats.is_empty() {
             say!("{}", stats.phase_summary());
         }
+        if median > 0.0 {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let cfg = &self.cfg;
+            let peak = crate::arithmetic::core_peak(cfg.matmul_precision.precision());
+            say!(
+                "{}",
+                crate::arithmetic::summary_line(
+                    &cfg.model,
+                    cfg.hyper.batch_size * cfg.model.seq_len,
+                    median,
+                    cfg.compute_workers.min(cores),
+                    peak
+                )
+            );
+        }
         if let Some(g) = stats.heap_growth() {
             if g > HEAP_GROWTH_WARNING {
                 say!(

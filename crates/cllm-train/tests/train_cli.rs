@@ -148,6 +148,16 @@ fn train_writes_the_run_directory_and_learns() {
         "{first}"
     );
     assert!(first.contains("char tokenizer"), "{first}");
+    // ...and ends with how much arithmetic a step did, per second and per core.
+    let err = stderr(&out);
+    let arithmetic = err
+        .lines()
+        .find(|l| l.starts_with("arithmetic: "))
+        .unwrap_or_else(|| panic!("no arithmetic line in {err}"));
+    assert!(
+        arithmetic.contains("GFLOP per step") && arithmetic.contains("per core"),
+        "{arithmetic}"
+    );
     for f in [
         "config.json",
         "metrics.jsonl",

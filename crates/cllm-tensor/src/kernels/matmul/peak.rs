@@ -93,6 +93,21 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
+/// The median GFLOP/s of five runs of `unit` (about 2 ms in all on a ~100 GFLOP/s core), or
+/// `None` where the CPU lacks it.
+pub fn median_gflops(unit: Unit) -> Option<f64> {
+    const ITERS: u64 = 200_000;
+    let runs: Option<Vec<f64>> = (0..5).map(|_| gflops(unit, ITERS)).collect();
+    runs.map(median)
+}
+
+/// The widest f32 FMA unit this CPU has (512-bit, else 256-bit), if any.
+pub fn f32_unit() -> Option<Unit> {
+    [Unit::Fma512, Unit::Fma256]
+        .into_iter()
+        .find(|u| u.available())
+}
+
 /// How many times the f32 FMA's FLOP per second the bf16 dot product does on this core: the
 /// best f32 unit (512- or 256-bit) against [`Unit::Bf16Dot`], medians of five interleaved
 /// runs of each (about 10 ms in all). `None` without AVX-512 BF16 or f32 FMA.
@@ -102,9 +117,7 @@ fn median(mut samples: Vec<f64>) -> f64 {
 pub fn bf16_speedup() -> Option<f64> {
     const ITERS: u64 = 200_000;
     const RUNS: usize = 5;
-    let f32_unit = [Unit::Fma512, Unit::Fma256]
-        .into_iter()
-        .find(|u| u.available())?;
+    let f32_unit = f32_unit()?;
     if !Unit::Bf16Dot.available() {
         return None;
     }

@@ -25,7 +25,7 @@ mod direct;
 
 use std::ops::Range;
 
-use super::dropout::BatchDropout;
+use super::dropout::{BatchDropout, SequenceMask};
 use super::matmul::{GemmSpec, Precision, matmul, precision};
 
 use super::softmax::{Mask, softmax_backward, softmax_forward};
@@ -192,7 +192,7 @@ pub fn attention_forward_with(
         for h in 0..shape.nh {
             let (q, p, o) = shape.offsets(b, h);
             let pb = &mut probs[p..p + t * t];
-            let head_dropout = dropout.map(|d| direct::HeadDropout {
+            let head_dropout = dropout.map(|d| HeadDropout {
                 mask: d.sequence(b),
                 first: (h * t * t) as u32,
                 dropped: &mut *dropped,
@@ -300,7 +300,7 @@ pub fn attention_backward_with(
         for h in 0..shape.nh {
             let (q, p, o) = shape.offsets(b, h);
             let pb = &probs[p..p + t * t];
-            let head_dropout = dropout.map(|d| direct::HeadDropout {
+            let head_dropout = dropout.map(|d| HeadDropout {
                 mask: d.sequence(b),
                 first: (h * t * t) as u32,
                 dropped: &mut *dropped,
@@ -372,6 +372,40 @@ pub fn attention_backward_with(
                 let qs = &qkv[q + cols.start * 3 * c..];
                 matmul(&spec, ds, qs, &mut dqkv[q + c + cols.start * 3 * c..]);
             }
+        }
+    }
+}
+
+/// Dropout on one (batch, head) pair's `T x T` probabilities: the sequence's mask, the index
+/// of the pair's first probability within the sequence (`head * T * T`), and scratch for the
+/// dropped probabilities.
+struct HeadDropout<'a> {
+    mask: SequenceMask,
+    first: u32,
+    dropped: &'a mut [f32],
+}
+
+impl HeadDropout<'_> {
+    /// `dropped = p * mask` on and below the diagonal, 0 above it (where `p` is 0 too).
+    #[inline(always)]
+    fn drop_causal(&mut self, p: &[f32], t: usize) {
+        for i in 0..t {
+            let (row, out) = (&p[i * t..][..t], &mut self.dropped[i * t..][..t]);
+            let at = self.first.wrapping_add((i * t) as u32);
+            self.mask.multiply(at, &row[..=i], &mut out[..=i]);
+            out[i + 1..].fill(0.0);
+        }
+    }
+
+    /// [`HeadDropout::drop_causal`], and `x *= mask` on and below the diagonal, in one pass.
+    #[inline(always)]
+    fn drop_causal_both(&mut self, p: &[f32], x: &mut [f32], t: usize) {
+        for i in 0..t {
+            let (row, out) = (&p[i * t..][..t], &mut self.dropped[i * t..][..t]);
+            let at = self.first.wrapping_add((i * t) as u32);
+            self.mask
+                .multiply_both(at, &row[..=i], &mut out[..=i], &mut x[i * t..][..=i]);
+            out[i + 1..].fill(0.0);
         }
     }
 }

@@ -17,7 +17,7 @@ use std::ops::Range;
 
 use multiversion::multiversion;
 
-use crate::kernels::dropout::SequenceMask;
+use super::HeadDropout;
 use crate::kernels::softmax::{Mask, softmax_backward, softmax_forward};
 
 /// Output rows per register block.
@@ -399,38 +399,4 @@ pub(super) fn backward_head(
     causal_times(dp, false, &qkv[c..], ld, t, hs, scale, true, dqkv, ld); // dQ += scale dS K
     let dk = &mut dqkv[c..];
     causal_times(dp, true, qkv, ld, t, hs, scale, true, dk, ld); // dK += scale dS^T Q
-}
-
-/// Dropout on one (batch, head) pair's `T x T` probabilities: the sequence's mask, the index
-/// of the pair's first probability within the sequence (`head * T * T`), and scratch for the
-/// dropped probabilities.
-pub(super) struct HeadDropout<'a> {
-    pub(super) mask: SequenceMask,
-    pub(super) first: u32,
-    pub(super) dropped: &'a mut [f32],
-}
-
-impl HeadDropout<'_> {
-    /// `dropped = p * mask` on and below the diagonal, 0 above it (where `p` is 0 too).
-    #[inline(always)]
-    pub(super) fn drop_causal(&mut self, p: &[f32], t: usize) {
-        for i in 0..t {
-            let (row, out) = (&p[i * t..][..t], &mut self.dropped[i * t..][..t]);
-            let at = self.first.wrapping_add((i * t) as u32);
-            self.mask.multiply(at, &row[..=i], &mut out[..=i]);
-            out[i + 1..].fill(0.0);
-        }
-    }
-
-    /// [`HeadDropout::drop_causal`], and `x *= mask` on and below the diagonal, in one pass.
-    #[inline(always)]
-    pub(super) fn drop_causal_both(&mut self, p: &[f32], x: &mut [f32], t: usize) {
-        for i in 0..t {
-            let (row, out) = (&p[i * t..][..t], &mut self.dropped[i * t..][..t]);
-            let at = self.first.wrapping_add((i * t) as u32);
-            self.mask
-                .multiply_both(at, &row[..=i], &mut out[..=i], &mut x[i * t..][..=i]);
-            out[i + 1..].fill(0.0);
-        }
-    }
 }

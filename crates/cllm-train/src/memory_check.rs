@@ -234,17 +234,18 @@ mod tests {
         assert_eq!(batching(5, 2, Some(2)).sequences_on_tapes(), 4);
     }
 
+    /// For every preset, with and without dropout (whose outputs take tape memory).
     #[test]
     fn the_bound_is_above_the_exact_estimate_for_every_preset() {
-        for p in cllm_model::PRESETS {
+        for (p, dropout) in cllm_model::PRESETS
+            .iter()
+            .flat_map(|p| [(p, 0.0), (p, 0.2)])
+        {
             let cfg = GptConfig {
                 vocab_size: 65,
                 ..p.model
             };
-            let gpt = Gpt::new(cfg)
-                .unwrap()
-                .with_dropout(p.train.dropout)
-                .unwrap();
+            let gpt = Gpt::new(cfg).unwrap().with_dropout(dropout).unwrap();
             let batch = p.train.batch_size;
             for workers in [1, 2] {
                 let b = Batching {

@@ -44,6 +44,11 @@ pub struct CheckpointState {
     pub weights_sha256: String,
     /// Anything else the caller wants back on resume (the CLI stores its resolved config).
     pub extra: serde_json::Value,
+    /// The validation loss measured at `step`, where the checkpoint records it (the CLI's
+    /// best-so-far checkpoint does); `None` otherwise and in checkpoints written before it
+    /// existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f32>,
 }
 
 /// A loaded checkpoint.
@@ -126,11 +131,18 @@ pub fn save(
         let _ = fs::remove_dir_all(&tmp);
     }
     written?;
+    // A checkpoint replaced (one that keeps its name, as a best-so-far one) is moved aside
+    // first, so that at every moment one complete copy exists under `name` or `name.old`.
+    let old = dir.join(format!("{name}.old"));
     if target.exists() {
-        fs::remove_dir_all(&target).map_err(io(&target, "replacing"))?;
+        let _ = fs::remove_dir_all(&old);
+        fs::rename(&target, &old).map_err(io(&target, "moving aside"))?;
     }
     fs::rename(&tmp, &target).map_err(io(&target, "renaming into"))?;
     sync_dir(dir)?;
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(io(&old, "removing"))?;
+    }
     Ok(target)
 }
 
@@ -193,16 +205,22 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Reads the sidecar (`state.json`) of the checkpoint directory `path` alone: its step,
+/// config and recorded validation loss, without reading or verifying the weights.
+pub fn read_state(path: &Path) -> Result<CheckpointState, CheckpointError> {
+    if !path.is_dir() {
+        return Err(corrupt(path, "no such checkpoint directory"));
+    }
+    let state_path = path.join(STATE_FILE);
+    let json = fs::read(&state_path).map_err(io(&state_path, "reading"))?;
+    serde_json::from_slice(&json).map_err(|e| corrupt(&state_path, format!("bad state.json: {e}")))
+}
+
 /// Reads and verifies the checkpoint directory `path`.
 pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
     let state_path = path.join(STATE_FILE);
     let model_path = path.join(MODEL_FILE);
-    if !path.is_dir() {
-        return Err(corrupt(path, "no such checkpoint directory"));
-    }
-    let json = fs::read(&state_path).map_err(io(&state_path, "reading"))?;
-    let state: CheckpointState = serde_json::from_slice(&json)
-        .map_err(|e| corrupt(&state_path, format!("bad state.json: {e}")))?;
+    let state = read_state(path)?;
     if state.version != CHECKPOINT_VERSION {
         return Err(corrupt(
             path,

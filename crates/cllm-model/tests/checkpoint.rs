@@ -29,6 +29,7 @@ fn setup() -> (Gpt, Vec<f32>, Vec<f32>, Vec<f32>, CheckpointState) {
         tokenizer_sha256: "abc".into(),
         weights_sha256: String::new(),
         extra: serde_json::json!({"note": "test"}),
+        val_loss: None,
     };
     (gpt, w, m, v, state)
 }
@@ -64,6 +65,32 @@ fn save_then_load_is_identical() {
     let loaded = Gpt::new(ck.state.model).unwrap();
     assert_eq!(logits(&loaded, &ck.weights), logits(&gpt, &w));
     assert_eq!(checkpoint::latest(dir.path()), Some(path));
+}
+
+/// A checkpoint saved again under its name (a best-so-far one) replaces the old one whole,
+/// keeps its recorded validation loss, leaves nothing aside, and is not a step for `latest`.
+#[test]
+fn a_named_checkpoint_is_replaced_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gpt, w, m, v, state) = setup();
+    for (step, loss) in [(10, 2.5f32), (20, 2.25)] {
+        let state = CheckpointState {
+            step,
+            val_loss: Some(loss),
+            ..state.clone()
+        };
+        let w: Vec<f32> = w.iter().map(|x| x * step as f32).collect();
+        checkpoint::save(dir.path(), "best", &gpt.params, state, &w, &m, &v).unwrap();
+    }
+    let ck = checkpoint::load(&dir.path().join("best")).unwrap();
+    assert_eq!((ck.state.step, ck.state.val_loss), (20, Some(2.25)));
+    assert_eq!(ck.weights, w.iter().map(|x| x * 20.0).collect::<Vec<_>>());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["best"]);
+    assert_eq!(checkpoint::latest(dir.path()), None);
 }
 
 #[test]

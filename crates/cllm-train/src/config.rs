@@ -103,6 +103,10 @@ pub struct RunConfig {
     pub checkpoint_every: u64,
     /// Checkpoints kept.
     pub keep_checkpoints: usize,
+    /// Whether the checkpoint of the lowest validation loss is kept in `checkpoints/best`
+    /// (`false` for runs written before it existed).
+    #[serde(default)]
+    pub keep_best: bool,
     /// Where the data came from (re-used on resume).
     pub data: DataArgs,
     /// The corpus path, if one was given instead of a dataset.

@@ -100,9 +100,14 @@ pub struct TrainArgs {
     /// Keep the newest N checkpoints (default 3).
     #[arg(long, value_name = "N")]
     pub keep_checkpoints: Option<usize>,
+    /// Also keep the checkpoint of the lowest validation loss so far in
+    /// RUN_DIR/checkpoints/best/, written after each evaluation that improves on it (as
+    /// nanoGPT's always_save_checkpoint=False). cllm-generate and --resume take it by path.
+    #[arg(long)]
+    pub keep_best: bool,
     /// Continue a run: a run directory (its newest checkpoint) or a checkpoint directory. The
-    /// config comes from the checkpoint; --max-steps, --checkpoint-every and --keep-checkpoints
-    /// may be changed, other model and recipe flags may not.
+    /// config comes from the checkpoint; --max-steps, --checkpoint-every, --keep-checkpoints
+    /// and --keep-best may be changed, other model and recipe flags may not.
     #[arg(long, value_name = "RUN_DIR|CKPT")]
     pub resume: Option<PathBuf>,
     /// With --resume: evaluate the checkpoint on --eval-iters batches of each split (default:

@@ -32,6 +32,9 @@ const EVAL_QUIET: Duration = Duration::from_secs(5);
 /// steps complete.
 const LOG_AT_LEAST: Duration = Duration::from_secs(60);
 
+/// The name, under `checkpoints/`, of the lowest validation loss's checkpoint (`--keep-best`).
+pub const BEST: &str = "best";
+
 /// What the user asked for.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -74,7 +77,7 @@ fn load_resume(req: &Request, arg: &Path) -> Result<Resume, String> {
     if !given.is_empty() {
         return Err(format!(
             "{} cannot change when resuming (the config comes from the checkpoint); only --max-steps, \
-             --checkpoint-every, --keep-checkpoints and --threads may be given",
+             --checkpoint-every, --keep-checkpoints, --keep-best and --threads may be given",
             given.join(", ")
         ));
     }
@@ -108,6 +111,7 @@ fn fresh_config(req: &Request) -> Result<RunConfig, String> {
         matmul_precision: req.train.matmul_precision.unwrap_or_default(),
         checkpoint_every: req.train.checkpoint_every.unwrap_or(hyper.eval_interval),
         keep_checkpoints: req.train.keep_checkpoints.unwrap_or(3),
+        keep_best: req.train.keep_best,
         data: req.data.clone(),
         data_path: req.path.clone(),
         tokenizer_sha256: String::new(),
@@ -321,6 +325,7 @@ fn resumed_config(r: &Resume, req: &Request) -> (RunConfig, PathBuf) {
     }
     cfg.checkpoint_every = req.train.checkpoint_every.unwrap_or(cfg.checkpoint_every);
     cfg.keep_checkpoints = req.train.keep_checkpoints.unwrap_or(cfg.keep_checkpoints);
+    cfg.keep_best |= req.train.keep_best;
     // Data may live elsewhere on this machine; its content is checked after preparation.
     if req.data.data_dir.is_some() {
         cfg.data.data_dir = req.data.data_dir.clone();
@@ -568,6 +573,8 @@ struct Trainer {
     eval_batches: Vec<(Split, Vec<Batch>)>,
     last_checkpoint: Option<PathBuf>,
     last_val: Option<f32>,
+    /// With `keep_best`: the validation loss of `checkpoints/best`, if there is one.
+    best_val: Option<f32>,
     rss: RssSampler,
     log_every: Option<u64>,
     stop_after: Option<u64>,
@@ -600,6 +607,7 @@ impl Trainer {
             eval_batches,
             last_checkpoint: None,
             last_val: None,
+            best_val: None,
             rss: RssSampler::default(),
             log_every: None,
             stop_after: None,
@@ -609,6 +617,9 @@ impl Trainer {
         if trainer.batches.eval_is_fixed() {
             trainer.fill_eval_batches(0)?;
         }
+        // A resumed run goes on beating the best checkpoint it kept before.
+        let best = trainer.run_dir.join("checkpoints").join(BEST);
+        trainer.best_val = checkpoint::read_state(&best).ok().and_then(|s| s.val_loss);
         Ok(trainer)
     }
 
@@ -818,6 +829,7 @@ impl Trainer {
         drop(log);
         pb.set_message("");
         let mut report = Vec::new();
+        let mut improved = false;
         for (split, loss) in losses {
             let name = split.name();
             self.metrics.write(&EvalLine {
@@ -827,19 +839,25 @@ impl Trainer {
             })?;
             if split == Split::Val {
                 self.last_val = Some(loss);
+                improved =
+                    self.cfg.keep_best && step > 0 && self.best_val.is_none_or(|best| loss < best);
             }
             report.push(format!("{name} loss {loss:.4}"));
         }
         self.metrics.flush()?;
+        if improved && let Some(loss) = self.last_val {
+            self.save_checkpoint(step, BEST, Some(loss))?;
+            self.best_val = Some(loss);
+            report.push(format!("best so far: checkpoints/{BEST}"));
+        }
         if !report.is_empty() {
             pb.suspend(|| say!("step {step}: {}", report.join(", ")));
         }
         Ok(())
     }
 
+    /// Writes the checkpoint of `step` (once), and prunes the older ones.
     fn checkpoint(&mut self, step: u64) -> Result<(), String> {
-        let _span = tracing::info_span!("checkpoint", step).entered();
-        let dir = self.run_dir.join("checkpoints");
         let name = checkpoint::step_name(step);
         if self
             .last_checkpoint
@@ -848,6 +866,22 @@ impl Trainer {
         {
             return Ok(());
         }
+        let path = self.save_checkpoint(step, &name, None)?;
+        self.last_checkpoint = Some(path);
+        self.prune_checkpoints(&self.run_dir.join("checkpoints"));
+        Ok(())
+    }
+
+    /// Writes the weights and moments after `step` updates as `checkpoints/NAME`, with the
+    /// validation loss measured there if given.
+    fn save_checkpoint(
+        &mut self,
+        step: u64,
+        name: &str,
+        val_loss: Option<f32>,
+    ) -> Result<PathBuf, String> {
+        let _span = tracing::info_span!("checkpoint", step, name).entered();
+        let dir = self.run_dir.join("checkpoints");
         let state = CheckpointState {
             version: checkpoint::CHECKPOINT_VERSION,
             step,
@@ -857,25 +891,22 @@ impl Trainer {
             tokenizer_sha256: self.cfg.tokenizer_sha256.clone(),
             weights_sha256: String::new(),
             extra: serde_json::to_value(&self.cfg).expect("config serialises"),
+            val_loss,
         };
         let (m, v) = self.engine.moments();
         let params = cllm_model::GptParams::new(&self.cfg.model);
-        let path = checkpoint::save(&dir, &name, &params, state, self.engine.weights(), m, v)
-            .map_err(|e| {
-                let kept = match &self.last_checkpoint {
-                    Some(p) => format!(
-                        "the last one, {}, is intact: continue with {} --resume {}",
-                        p.display(),
-                        crate::sibling::command("cllm-train"),
-                        self.run_dir.display()
-                    ),
-                    None => "none was written before it".into(),
-                };
-                format!("checkpoint at step {step} not written ({e}); {kept}")
-            })?;
-        self.last_checkpoint = Some(path);
-        self.prune_checkpoints(&dir);
-        Ok(())
+        checkpoint::save(&dir, name, &params, state, self.engine.weights(), m, v).map_err(|e| {
+            let kept = match &self.last_checkpoint {
+                Some(p) => format!(
+                    "the last one, {}, is intact: continue with {} --resume {}",
+                    p.display(),
+                    crate::sibling::command("cllm-train"),
+                    self.run_dir.display()
+                ),
+                None => "none was written before it".into(),
+            };
+            format!("checkpoint at step {step} not written ({e}); {kept}")
+        })
     }
 
     /// Keeps the newest `keep_checkpoints` checkpoints.

@@ -344,6 +344,78 @@ fn resume_is_bit_for_bit() {
     }
 }
 
+/// `--keep-best` keeps the checkpoint of the lowest validation loss (evaluations after step 0)
+/// in `checkpoints/best`, with that loss in its state; a resumed run remembers the setting and
+/// only replaces the checkpoint with a lower loss than the one it records.
+#[test]
+fn keep_best_keeps_the_lowest_validation_loss() {
+    let env = Env::new();
+    let run = env.path("run");
+    let out = env.train(&[SMALL, &["--keep-best", "--out", run.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let best = run.join("checkpoints/best");
+    let state = |key: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(
+            &fs::read_to_string(best.join("state.json")).unwrap(),
+        )
+        .unwrap()[key]
+            .clone()
+    };
+    let lowest = metric_lines(&run, "split")
+        .into_iter()
+        .filter(|v| v["split"] == "val" && v["step"].as_u64() > Some(0))
+        .min_by(|a, b| a["loss"].as_f64().partial_cmp(&b["loss"].as_f64()).unwrap())
+        .unwrap();
+    assert_eq!(state("step"), lowest["step"]);
+    assert_eq!(state("val_loss"), lowest["loss"]);
+    let step_ck = run.join(format!(
+        "checkpoints/step-{:08}/model.safetensors",
+        lowest["step"].as_u64().unwrap()
+    ));
+    if step_ck.exists() {
+        assert_eq!(
+            fs::read(best.join("model.safetensors")).unwrap(),
+            fs::read(step_ck).unwrap()
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_cllm-generate"))
+        .arg(&best)
+        .args(["--max-new-tokens", "5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A recorded loss lower than any to come: resuming keeps the checkpoint.
+    let set_val = |v: f64| {
+        let mut s: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(best.join("state.json")).unwrap()).unwrap();
+        s["val_loss"] = v.into();
+        fs::write(best.join("state.json"), s.to_string()).unwrap();
+    };
+    let kept_step = state("step");
+    set_val(0.001);
+    let resume = |steps: &str| {
+        let out = env.train(&["--resume", run.to_str().unwrap(), "--max-steps", steps]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    resume("40");
+    assert_eq!(state("step"), kept_step);
+    // A higher one: the next evaluation replaces it, though --keep-best was not given again.
+    set_val(100.0);
+    resume("50");
+    assert_eq!(state("step").as_u64(), Some(50));
+    let names: Vec<String> = fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with(".old") || n.ends_with(".tmp")),
+        "{names:?}"
+    );
+}
+
 /// A stop requested during an evaluation ends it between batches (a large model's takes
 /// minutes): nothing of it is recorded, the step is checkpointed, and resuming runs that
 /// evaluation again, so the run's metrics end as an uninterrupted run's. Both at the first

@@ -839,8 +839,11 @@ impl Trainer {
             })?;
             if split == Split::Val {
                 self.last_val = Some(loss);
-                improved =
-                    self.cfg.keep_best && step > 0 && self.best_val.is_none_or(|best| loss < best);
+                // (A NaN loss is never the best.)
+                improved = self.cfg.keep_best
+                    && step > 0
+                    && loss.is_finite()
+                    && self.best_val.is_none_or(|best| loss < best);
             }
             report.push(format!("{name} loss {loss:.4}"));
         }

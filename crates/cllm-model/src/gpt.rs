@@ -37,20 +37,12 @@ impl DropoutKey {
     /// The dropout at `site` (0: embeddings; `1 + 3l`, `2 + 3l`, `3 + 3l`: layer `l`'s
     /// attention probabilities, attention output, MLP output) at `rate`.
     fn at(&self, rate: f32, site: u64) -> BatchDropout {
-        let key = mix(mix(mix(self.seed) ^ self.step) ^ site);
+        let key = Dropout::key_of(&[self.seed, self.step, site]);
         BatchDropout {
             dropout: Dropout::new(rate, key),
             first: self.first_sequence,
         }
     }
-}
-
-/// SplitMix64's output function.
-fn mix(z: u64) -> u64 {
-    let mut z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 impl Gpt {

@@ -23,7 +23,6 @@ use multiversion::multiversion;
 /// A dropout of one rate under one key: which elements of which sequences are dropped.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dropout {
-    rate: f32,
     /// Elements whose hash is below this are dropped: `rate * 2^32`, rounded.
     threshold: u32,
     /// `1 / (1 - rate)`.
@@ -43,21 +42,21 @@ impl Dropout {
         );
         let threshold = (rate as f64 * 4_294_967_296.0).round().min(u32::MAX as f64) as u32;
         Dropout {
-            rate,
             threshold,
             scale: 1.0 / (1.0 - rate),
             key,
         }
     }
 
-    /// The probability of dropping an element.
-    pub fn rate(&self) -> f32 {
-        self.rate
-    }
-
-    /// The key.
-    pub fn key(&self) -> u64 {
-        self.key
+    /// A key made of several numbers (a seed, a step, a site...): SplitMix64 of the first,
+    /// then of each running value xor the next.
+    pub fn key_of(parts: &[u64]) -> u64 {
+        match parts.split_first() {
+            None => 0,
+            Some((&first, rest)) => rest
+                .iter()
+                .fold(splitmix64(first), |h, &p| splitmix64(h ^ p)),
+        }
     }
 
     /// The factor kept elements are multiplied by, `1 / (1 - rate)`.

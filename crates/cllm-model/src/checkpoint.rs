@@ -244,6 +244,30 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
     }
     let tensors =
         SafeTensors::deserialize(&bytes).map_err(|e| corrupt(&model_path, e.to_string()))?;
+    // Before anything of the config's size is allocated: the file must hold as much as the
+    // config says (which tensor differs is told below, once the sizes are known to be sane).
+    let held = tensors.iter().try_fold(0u128, |sum, (_, t)| {
+        let n = t
+            .shape()
+            .iter()
+            .try_fold(1u128, |n, &d| n.checked_mul(d as u128));
+        n.and_then(|n| sum.checked_add(n))
+    });
+    let (count, values) = (
+        3 * state.model.num_tensors(),
+        3 * state.model.num_params() as u128,
+    );
+    if tensors.len() != count || held.is_none_or(|held| held < values) {
+        return Err(corrupt(
+            &model_path,
+            format!(
+                "holds {} tensors of {} values, but the model in state.json has {count} of \
+                 {values} (weights and two AdamW moments)",
+                tensors.len(),
+                held.map_or("too many".to_string(), |n| n.to_string())
+            ),
+        ));
+    }
     let params = GptParams::new(&state.model);
     let read = |prefix: &str| -> Result<Vec<f32>, CheckpointError> {
         let mut buf = params.layout.zeros();

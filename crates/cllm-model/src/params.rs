@@ -120,6 +120,11 @@ mod tests {
         };
         let p = GptParams::new(&cfg);
         assert_eq!(p.layout.num_params(), cfg.num_params());
+        assert_eq!(p.layout.entries().len(), cfg.num_tensors());
+        let no_bias = GptConfig { bias: false, ..cfg };
+        let q = GptParams::new(&no_bias);
+        assert_eq!(q.layout.num_params(), no_bias.num_params());
+        assert_eq!(q.layout.entries().len(), no_bias.num_tensors());
         let a = p.init(&cfg, 1);
         assert_eq!(a, p.init(&cfg, 1));
         assert_ne!(a, p.init(&cfg, 2));

@@ -160,3 +160,40 @@ fn damaged_checkpoints_are_refused() {
             .contains("no such checkpoint")
     );
 }
+
+/// A sidecar whose model does not match the weights file is refused from the file's header,
+/// before a buffer of the sidecar's size is allocated (these would need terabytes).
+#[test]
+fn a_sidecar_larger_than_its_weights_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gpt, w, m, v, state) = setup();
+    for (field, value) in [
+        ("num_layers", 1u64 << 40),
+        ("embed_dim", 1 << 24),
+        ("vocab_size", 1 << 40),
+        ("seq_len", 1 << 40),
+        ("num_layers", 3),
+        ("seq_len", 4),
+    ] {
+        let path =
+            checkpoint::save(dir.path(), "ck", &gpt.params, state.clone(), &w, &m, &v).unwrap();
+        let state_path = path.join("state.json");
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&fs::read(&state_path).unwrap()).unwrap();
+        json["model"][field] = value.into();
+        fs::write(&state_path, json.to_string()).unwrap();
+        let err = checkpoint::load(&path).unwrap_err().to_string();
+        // A smaller model is allocated and its first differing tensor named.
+        let said = if field == "seq_len" && value < 8 {
+            "tensor param/wpe.weight is F32 [8, 16], expected F32 [4, 16]"
+        } else {
+            "the model in state.json has"
+        };
+        assert!(
+            err.contains("model.safetensors") && err.contains(said),
+            "{field}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+        fs::remove_dir_all(&path).unwrap();
+    }
+}

@@ -74,6 +74,7 @@ impl MemoryEstimate {
     /// measure 40-48) and 4 per attention score a head keeps (probabilities and their
     /// gradients, counted over the full `T x T` square); per token, 8 per vocabulary entry and
     /// 16 per channel outside the blocks; per computing worker, 4 floats per parameter.
+    /// `cfg` must be valid ([`GptConfig::validate`]).
     pub fn bound(cfg: &GptConfig, batching: Batching) -> Self {
         let (t, c, l, nh, v) = (
             cfg.seq_len as u64,
@@ -82,25 +83,36 @@ impl MemoryEstimate {
             cfg.num_heads as u64,
             cfg.vocab_size as u64,
         );
+        // In u128 and saturated: a shape that overflows u64 here is refused all the same.
+        let [t, c, l, nh, v] = [t, c, l, nh, v].map(u128::from);
         let per_sequence = 4 * t * (l * (64 * c + 4 * nh * t) + 8 * v + 16 * c);
         let param_bytes = 4 * cfg.num_params() as u64;
-        Self::of(param_bytes, batching, param_bytes, per_sequence)
+        Self::of(
+            param_bytes,
+            batching,
+            param_bytes,
+            u64::try_from(per_sequence).unwrap_or(u64::MAX),
+        )
     }
 
     /// Weights, two moments and one gradient per computing worker of `param_bytes` each;
     /// `per_worker` tape bytes for each computing worker and `per_sequence` for each sequence
     /// a tape holds at once.
+    /// Saturates at `u64::MAX` bytes (more than any machine has, so refused).
     fn of(param_bytes: u64, batching: Batching, per_worker: u64, per_sequence: u64) -> Self {
         let active = batching.active() as u64;
+        let sequences = batching.sequences_on_tapes() as u64;
         MemoryEstimate {
-            buffers: (3 + active) * param_bytes,
-            activations: active * per_worker + batching.sequences_on_tapes() as u64 * per_sequence,
+            buffers: (3 + active).saturating_mul(param_bytes),
+            activations: active
+                .saturating_mul(per_worker)
+                .saturating_add(sequences.saturating_mul(per_sequence)),
         }
     }
 
     /// Everything.
     pub fn total(&self) -> u64 {
-        self.buffers + self.activations
+        self.buffers.saturating_add(self.activations)
     }
 
     /// An error if the estimate exceeds `available` bytes.
@@ -118,6 +130,49 @@ impl MemoryEstimate {
             _ => Ok(()),
         }
     }
+}
+
+/// Refuses a GPT of shape `cfg`, before it is built, whose weights, moments and gradients
+/// alone cannot fit in `available` bytes, or whose exact estimate ([`check_run`]) could not
+/// be measured in them: the probe records one and two sequences on one tape.
+pub fn check_shape(
+    cfg: &GptConfig,
+    batching: Batching,
+    available: Option<u64>,
+) -> Result<(), String> {
+    let Some(free) = available else {
+        return Ok(());
+    };
+    let bound = MemoryEstimate::bound(cfg, batching);
+    if bound.buffers > free {
+        return Err(format!(
+            "this model's weights, AdamW moments and {} gradient buffer(s) alone need {} of \
+             memory ({} parameters) but {} is available; use a smaller --embed-dim or \
+             --num-layers (or fewer --threads)",
+            batching.active(),
+            gib(bound.buffers),
+            cfg.num_params(),
+            gib(free)
+        ));
+    }
+    let probe = MemoryEstimate::bound(
+        cfg,
+        Batching {
+            batch_size: 2,
+            compute_workers: 1,
+            micro_batch: None,
+        },
+    );
+    if probe.total() > free {
+        return Err(format!(
+            "two sequences of {} tokens at this width need up to {} of memory but {} is \
+             available; use a smaller --seq-len, --embed-dim or --num-layers",
+            cfg.seq_len,
+            gib(probe.total()),
+            gib(free)
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses `gpt` on batches spread as `batching` says if it cannot fit in `available` bytes:
@@ -267,6 +322,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn shapes_that_cannot_fit_are_refused_before_anything_is_allocated() {
+        let shape = |embed_dim, seq_len| GptConfig {
+            vocab_size: 65,
+            seq_len,
+            embed_dim,
+            num_heads: 4,
+            num_layers: 4,
+            bias: false,
+        };
+        let batching = Batching {
+            batch_size: 12,
+            compute_workers: 2,
+            micro_batch: None,
+        };
+        let gib = 1u64 << 30;
+        assert!(check_shape(&shape(128, 64), batching, Some(gib)).is_ok());
+        assert!(check_shape(&shape(128, 64), batching, None).is_ok());
+        // 12 C^2 L = 48 G parameters at C = 2^15: 5 copies are ~960 GiB.
+        let err = check_shape(&shape(1 << 15, 64), batching, Some(gib)).unwrap_err();
+        assert!(
+            err.contains("alone need") && err.contains("--embed-dim"),
+            "{err}"
+        );
+        // Scores of 2^22 tokens squared: far over u64's bytes, saturated, refused.
+        let err = check_shape(&shape(128, 1 << 22), batching, Some(64 * gib)).unwrap_err();
+        assert!(
+            err.contains("two sequences") && err.contains("--seq-len"),
+            "{err}"
+        );
+        let huge = MemoryEstimate::bound(&shape(128, 1 << 31), batching);
+        assert_eq!(huge.total(), u64::MAX);
     }
 
     #[test]

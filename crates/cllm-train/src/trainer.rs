@@ -242,14 +242,17 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
         }
         None => complete_fresh(&mut cfg, &req, &prepared)?,
     }
-    let gpt = Gpt::new(cfg.model)?.with_dropout(cfg.hyper.dropout)?;
-    // Before anything the size of the batch is allocated.
+    // Before anything the size of the model or the batch is allocated.
     let batching = memory_check::Batching {
         batch_size: cfg.hyper.batch_size,
         compute_workers: cfg.compute_workers,
         micro_batch: cfg.micro_batch,
     };
-    memory_check::check_run(&gpt, batching, memory_check::available_bytes())?;
+    cfg.model.validate()?;
+    let available = memory_check::available_bytes();
+    memory_check::check_shape(&cfg.model, batching, available)?;
+    let gpt = Gpt::new(cfg.model)?.with_dropout(cfg.hyper.dropout)?;
+    memory_check::check_run(&gpt, batching, available)?;
     let start_step = resume.as_ref().map_or(0, |r| r.ck.state.step);
     if start_step > cfg.hyper.max_steps {
         return Err(format!(

@@ -949,6 +949,26 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
         "{}",
         stderr(&out)
     );
+    // So are a model no machine can hold (its weights alone would be terabytes, the abort of
+    // a failed allocation before), and one whose size does not even fit in an address.
+    for (flags, why) in [
+        (
+            &["--embed-dim", "1000000"][..],
+            "weights, AdamW moments and",
+        ),
+        (
+            &["--num-layers", "100000000000"],
+            "use a smaller --embed-dim or --num-layers",
+        ),
+        (
+            &["--embed-dim", "10000000000"],
+            "more parameters than this machine can address",
+        ),
+    ] {
+        let out = env.train(flags);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{flags:?}: {}", stderr(&out));
+    }
     assert!(!env.path("runs").exists(), "no run directory left behind");
 }
 

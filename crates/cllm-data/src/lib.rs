@@ -5,7 +5,8 @@
 //!   `squad`, `squad/dev`), found in a data directory or downloaded with its checksum checked.
 //! * **Load once**: every file is opened and read exactly once; duplicate contents, binary,
 //!   non-UTF-8, empty and oversized files are skipped and counted by reason.
-//! * **Tokenizers**: `char`, `byte`, and byte-level `bpe` (Hugging Face `tokenizers`).
+//! * **Tokenizers**: `char`, `byte`, and byte-level `bpe` (Hugging Face `tokenizers`); a
+//!   [`StreamDecoder`] turns ids arriving one at a time into text.
 //! * **Shards**: tokens are written once to versioned binary shards, cached under a key, and
 //!   reused while the inputs are unchanged; reading is by bounded windows.
 //! * **Batches**: a seeded sampler whose batch for step `s` depends only on (seed, step), and a
@@ -42,6 +43,7 @@ pub mod shard;
 pub mod source;
 pub mod spill;
 pub mod squad;
+mod stream_decoder;
 mod summary;
 pub mod tokenizer;
 mod torch_stream;
@@ -56,6 +58,7 @@ pub use prepare::{
 pub use registry::Format;
 pub use sampler::{Batch, BatchSampler, worker_share};
 pub use shard::{ShardReader, ShardWriter};
+pub use stream_decoder::StreamDecoder;
 pub use summary::{DatasetSummary, InputFile, PREPARED_VERSION, SkippedFile, peak_rss_bytes};
 pub use tokenizer::{Tokenizer, TokenizerKind};
 pub use torch_stream::{RANDINT_64BIT_FROM, TorchStream};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use cllm_data::Tokenizer;
+use cllm_data::{StreamDecoder, Tokenizer};
 use cllm_model::checkpoint;
 use cllm_model::{Generator, Gpt, Sampler, SamplingConfig};
 use rand::SeedableRng;
@@ -187,39 +187,30 @@ impl Sample<'_> {
             decoder.feed(t);
         }
         let mut next = *prompt.last().expect("prompt is not empty");
-        let mut generated: Vec<u32> = Vec::with_capacity(max_new_tokens);
-        let mut printed = 0;
+        // Text is printed as soon as it decodes to whole characters.
+        let mut text = StreamDecoder::new(tokenizer);
+        let mut logits = Vec::new();
         for _ in 0..max_new_tokens {
-            let logits = decoder.feed(next);
-            let mut logits = logits.to_vec();
+            logits.clear();
+            logits.extend_from_slice(decoder.feed(next));
             next = sampler.sample(&mut logits, decoder.context(), self.sampling, rng);
-            generated.push(next);
-            // Print what decodes completely; a multi-byte character split across tokens waits.
-            let text = tokenizer.decode(&generated);
-            let complete = text.trim_end_matches('\u{FFFD}');
-            if complete.len() > printed && text.is_char_boundary(printed) {
-                if !emit(out, &complete[printed..])? {
-                    return Ok(None);
-                }
-                printed = complete.len();
+            if !emit(out, &text.push(next))? {
+                return Ok(None);
             }
         }
-        let text = tokenizer.decode(&generated);
-        let rest = if text.len() > printed && text.is_char_boundary(printed) {
-            &text[printed..]
-        } else {
-            ""
-        };
-        if !emit(out, &format!("{rest}\n"))? {
+        if !emit(out, &format!("{}\n", text.finish()))? {
             return Ok(None);
         }
-        Ok(Some(generated.len()))
+        Ok(Some(max_new_tokens))
     }
 }
 
 /// Writes `s` to the output and flushes it. `Ok(false)`: the reader has gone away (a closed
 /// pipe, `cllm-generate ... | head`), which ends generation quietly, as `yes | head` ends `yes`.
 fn emit(out: &mut dyn Write, s: &str) -> Result<bool, String> {
+    if s.is_empty() {
+        return Ok(true);
+    }
     match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),

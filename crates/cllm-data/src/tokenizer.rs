@@ -112,7 +112,15 @@ impl Tokenizer {
         }
     }
 
+    /// The largest BPE vocabulary [`Tokenizer::train_bpe`] takes: 2^20 ids, four times the
+    /// largest in common use (256K). The trainer reserves memory in proportion to it up
+    /// front, ~45 bytes an id, so a mistyped size must be refused rather than tried.
+    pub const MAX_BPE_VOCAB: usize = 1 << 20;
+
     /// Trains a byte-level BPE of at most `vocab_size` ids on `texts`.
+    ///
+    /// # Errors
+    /// Unless `257 <= vocab_size <=` [`Tokenizer::MAX_BPE_VOCAB`], or if training fails.
     pub fn train_bpe<I, S>(texts: I, vocab_size: usize) -> Result<Self>
     where
         I: Iterator<Item = S> + Send,
@@ -121,6 +129,12 @@ impl Tokenizer {
         if vocab_size < 257 {
             return Err(DataError::Tokenizer(format!(
                 "a byte-level BPE needs a vocabulary of at least 257 (256 bytes + merges), got {vocab_size}"
+            )));
+        }
+        if vocab_size > Self::MAX_BPE_VOCAB {
+            return Err(DataError::Tokenizer(format!(
+                "a BPE vocabulary of at most {} is supported, got {vocab_size}",
+                Self::MAX_BPE_VOCAB
             )));
         }
         let mut tok = tokenizers::Tokenizer::new(BPE::default());
@@ -306,6 +320,23 @@ mod tests {
             Tokenizer::from_json(&t.to_json().unwrap()).unwrap().kind(),
             TokenizerKind::Byte
         );
+    }
+
+    #[test]
+    fn bpe_vocabularies_outside_the_supported_range_are_refused() {
+        let text = "the cat sat on the mat. ".repeat(20);
+        for (size, why) in [
+            (256, "at least 257"),
+            (Tokenizer::MAX_BPE_VOCAB + 1, "at most 1048576"),
+            // A mistyped size: the trainer would reserve terabytes and abort.
+            (100_000_000_000, "at most 1048576"),
+        ] {
+            let err = Tokenizer::train_bpe(std::iter::once(text.as_str()), size)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{size}: {err}");
+        }
+        assert!(Tokenizer::train_bpe(std::iter::once(text.as_str()), 257).is_ok());
     }
 
     #[test]

@@ -41,7 +41,12 @@ pub struct DataArgs {
     /// with its questions and answers is a document; in a directory, only `*.json` files are
     /// read) or `jsonl` (JSON Lines: each line's `text` field is a document, other fields
     /// ignored; in a directory, only `*.jsonl` and `*.ndjson` files are read).
-    #[arg(long, value_name = "FORMAT", requires = "path")]
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        requires = "path",
+        conflicts_with = "dataset"
+    )]
     pub format: Option<Format>,
 
     /// With `--format jsonl`: the field of each record that holds its text (default `text`;

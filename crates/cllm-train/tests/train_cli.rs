@@ -867,6 +867,17 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
         "{}",
         stderr(&out)
     );
+    // A named dataset has its own format: --format would be ignored, so it is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_cllm-train"))
+        .args(["--dataset", "shakespeare", "--format", "jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("'--dataset <NAME>' cannot be used with '--format <FORMAT>'"),
+        "{}",
+        stderr(&out)
+    );
     let out = env.train(&["--matmul-precision", "fp8"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

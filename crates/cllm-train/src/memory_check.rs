@@ -83,9 +83,13 @@ impl MemoryEstimate {
             cfg.num_heads as u64,
             cfg.vocab_size as u64,
         );
-        // In u128 and saturated: a shape that overflows u64 here is refused all the same.
+        // In u128, saturating: a valid shape's dimensions are at most 2^61, so each factor
+        // below fits, and a product past u64 is refused all the same.
         let [t, c, l, nh, v] = [t, c, l, nh, v].map(u128::from);
-        let per_sequence = 4 * t * (l * (64 * c + 4 * nh * t) + 8 * v + 16 * c);
+        let per_sequence = (4 * t).saturating_mul(
+            l.saturating_mul(64 * c + 4 * nh * t)
+                .saturating_add(8 * v + 16 * c),
+        );
         let param_bytes = 4 * cfg.num_params() as u64;
         Self::of(
             param_bytes,
@@ -356,6 +360,15 @@ mod tests {
         );
         let huge = MemoryEstimate::bound(&shape(128, 1 << 31), batching);
         assert_eq!(huge.total(), u64::MAX);
+        // Past u128 too (a context of 2^60 tokens of width 1, in 2^50 layers): saturated.
+        let beyond = GptConfig {
+            embed_dim: 1,
+            num_heads: 1,
+            num_layers: 1 << 50,
+            ..shape(1, 1 << 60)
+        };
+        assert!(beyond.validate().is_ok());
+        assert_eq!(MemoryEstimate::bound(&beyond, batching).total(), u64::MAX);
     }
 
     #[test]

@@ -4,13 +4,51 @@
 //! ([`reuse`]).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use crate::error::{DataError, Result};
 use crate::prepare::{Prepared, Split};
 use crate::shard::ShardReader;
 use crate::summary::{DatasetSummary, PREPARED_VERSION};
 use crate::tokenizer::Tokenizer;
+
+/// The temporary directories of the preparations this process is building, for
+/// [`abandon_builds`].
+static BUILDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Registers a temporary directory in [`BUILDING`] while it lives.
+struct Building(PathBuf);
+
+impl Building {
+    fn new(tmp: &Path) -> Self {
+        let mut building = BUILDING.lock().unwrap_or_else(PoisonError::into_inner);
+        building.push(tmp.to_path_buf());
+        Building(tmp.to_path_buf())
+    }
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        let mut building = BUILDING.lock().unwrap_or_else(PoisonError::into_inner);
+        building.retain(|p| *p != self.0);
+    }
+}
+
+/// Deletes the temporary directories of the preparations this process has under way, for a
+/// process about to exit without finishing them (`cllm-train` on Ctrl-C during preparation):
+/// otherwise they stay on disk, up to the corpus's size, until the next preparation of the
+/// same corpus removes them. A preparation still running then fails (its directory is gone)
+/// and publishes nothing; the cache keeps what it held before.
+pub fn abandon_builds() {
+    let building = std::mem::take(&mut *BUILDING.lock().unwrap_or_else(PoisonError::into_inner));
+    for tmp in building {
+        // The builder may create a file between the listing and the removal: try again.
+        if fs::remove_dir_all(&tmp).is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+    }
+}
 
 /// Runs `build` on a temporary sibling of `dir`, then renames it into place, so `dir` is either
 /// absent, an earlier (stale or damaged) preparation, or complete. Callers hold the
@@ -21,6 +59,7 @@ pub(crate) fn build_into(dir: &Path, build: impl FnOnce(&Path) -> Result<()>) ->
     let tmp = dir.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| DataError::io(&tmp, "creating", e))?;
+    let _building = Building::new(&tmp);
     if let Err(e) = build(&tmp) {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
@@ -85,7 +124,7 @@ impl PrepareLock {
 }
 
 /// Removes the temporary and set-aside directories of earlier preparations of `name` that
-/// never finished (a crash, a kill, Ctrl-C during preparation). Only called with the lock for
+/// never finished (a crash or a kill; Ctrl-C in `cllm-train` deletes its own, [`abandon_builds`]). Only called with the lock for
 /// `name` held, so no living process is using them.
 pub(crate) fn remove_leftovers(root: &Path, name: &str) {
     let (tmp, stale) = (format!(".{name}.tmp-"), format!(".{name}.stale-"));

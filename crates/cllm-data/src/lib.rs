@@ -49,6 +49,7 @@ pub mod tokenizer;
 mod torch_stream;
 pub mod walk;
 
+pub use cache::abandon_builds;
 pub use error::{DataError, MissingFile, Result};
 pub use fetch::DataDirs;
 pub use prepare::{

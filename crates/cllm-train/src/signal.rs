@@ -3,8 +3,9 @@
 //! current step, or between two batches of an evaluation under way (a checkpoint is written and
 //! the process exits 0) and a second one exits at once
 //! with status 130. Before training starts (data preparation, set-up) there is nothing to save,
-//! so the signal exits at once with status 130; a half-built data preparation lives in a
-//! temporary directory that the next preparation of the same corpus removes. A closed stderr
+//! so the signal exits at once with status 130, after deleting the temporary directory of a
+//! data preparation under way ([`cllm_data::abandon_builds`]; one left by a kill the next
+//! preparation of the same corpus removes). A closed stderr
 //! ([`crate::console`]) counts as one such signal, silently.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +35,7 @@ impl StopFlag {
                 say!(
                     "\nstop requested (Ctrl-C or SIGTERM) before training started: exiting (nothing to checkpoint yet)"
                 );
+                cllm_data::abandon_builds();
                 std::process::exit(130);
             }
             if handler_flag.swap(true, Ordering::SeqCst) {
@@ -85,6 +87,7 @@ pub(crate) fn output_closed() {
         return;
     };
     if !flag.armed.load(Ordering::SeqCst) {
+        cllm_data::abandon_builds();
         std::process::exit(130);
     }
     flag.request();

@@ -1150,4 +1150,9 @@ fn ctrl_c_before_training_exits_at_once() {
     assert!(err.contains("before training started"), "{err}");
     assert!(waited < Duration::from_secs(5), "took {waited:?} to stop");
     assert!(!env.path("run").join("metrics.jsonl").exists());
+    // The half-built preparation is deleted, not left for a later run to find.
+    let left: Vec<_> = fs::read_dir(cache.join("prepared"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the cache: {left:?}");
 }

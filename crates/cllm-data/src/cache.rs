@@ -124,8 +124,9 @@ impl PrepareLock {
 }
 
 /// Removes the temporary and set-aside directories of earlier preparations of `name` that
-/// never finished (a crash or a kill; Ctrl-C in `cllm-train` deletes its own, [`abandon_builds`]). Only called with the lock for
-/// `name` held, so no living process is using them.
+/// never finished (a crash or a kill; on Ctrl-C `cllm-train` deletes its own with
+/// [`abandon_builds`]). Only called with the lock for `name` held, so no living process is
+/// using them.
 pub(crate) fn remove_leftovers(root: &Path, name: &str) {
     let (tmp, stale) = (format!(".{name}.tmp-"), format!(".{name}.stale-"));
     let Ok(entries) = fs::read_dir(root) else {

@@ -189,7 +189,30 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     if cfg.keep_checkpoints == 0 {
         return Err("--keep-checkpoints must be at least 1".into());
     }
+    let split_before = (cfg.compute_workers, cfg.micro_batch);
     settle_parallelism(&mut cfg, &req, resume.is_some())?;
+    if resume.is_some() && !req.train.eval_only && split_before.0 > 0 {
+        // The batch is split over the computing workers (and their passes), and the
+        // gradients are summed in that grouping: another one rounds differently.
+        let passes = |m: Option<usize>| m.map_or(String::new(), |m| format!(" in passes of {m}"));
+        // Passes as large as the largest share are one pass.
+        let batch = cfg.hyper.batch_size;
+        let effective = |(workers, micro): (usize, Option<usize>)| {
+            (workers, micro.filter(|&m| m < batch.div_ceil(workers)))
+        };
+        let (workers, micro) = split_before;
+        if effective((cfg.compute_workers, cfg.micro_batch)) != effective(split_before) {
+            say!(
+                "note: this run computed on {workers} worker(s){} and goes on with {}{}: its \
+                 losses will agree with an uninterrupted run's to float rounding, not bit for \
+                 bit (--compute-workers {workers}{} keeps them identical)",
+                passes(micro),
+                cfg.compute_workers,
+                passes(cfg.micro_batch),
+                micro.map_or(String::new(), |m| format!(" --micro-batch {m}"))
+            );
+        }
+    }
     cfg.matmul_precision.apply()?;
     if let Some(warning) = cfg.matmul_precision.speed_warning() {
         say!("{warning}");

@@ -324,6 +324,7 @@ fn resume_is_bit_for_bit() {
             stderr(&out)
         );
         assert!(!stderr(&out).contains("corpus changed"), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("note:"), "{}", stderr(&out));
         assert_eq!(
             losses(&part),
             losses(&full),
@@ -342,6 +343,32 @@ fn resume_is_bit_for_bit() {
             "{rng}: final weights and moments differ"
         );
     }
+}
+
+/// Resuming on another number of computing workers sums the gradients in another grouping:
+/// the run says that its losses are no longer bit for bit those of an uninterrupted run, and
+/// how to keep them so.
+#[test]
+fn resuming_on_other_workers_says_the_losses_will_round_differently() {
+    let env = Env::new();
+    let part = env.path("part");
+    let out = env.train(
+        &[
+            SMALL,
+            &["--threads", "2", "--compute-workers", "2"],
+            &["--out", part.to_str().unwrap(), "--stop-after-steps", "5"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.train(&["--resume", part.to_str().unwrap(), "--threads", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("note: this run computed on 2 worker(s) and goes on with 1")
+            && stderr(&out).contains("--compute-workers 2 keeps them identical"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `--keep-best` keeps the checkpoint of the lowest validation loss (evaluations after step 0)

@@ -55,9 +55,8 @@ impl SamplingConfig {
 /// Reusable buffers for [`Sampler::sample`].
 #[derive(Debug, Default)]
 pub struct Sampler {
-    /// Candidates as [`rank_key`]s, then their ids in rank order.
-    keys: Vec<u64>,
-    order: Vec<u32>,
+    /// The candidates as [`rank_key`]s, most likely first (the id is the low half).
+    ranked: Vec<u64>,
     probs: Vec<f32>,
     seen: Vec<bool>,
 }
@@ -113,29 +112,14 @@ impl Sampler {
         if cfg.temperature == 0.0 {
             return argmax() as u32;
         }
-        // Candidates sorted by logit, most likely first (ties by id, for determinism); with
-        // top-k only the k most likely, selected first.
-        self.keys.clear();
-        self.keys.extend(
-            logits
-                .iter()
-                .enumerate()
-                .map(|(i, &l)| rank_key(l, i as u32)),
-        );
-        let keep_k = cfg.top_k.filter(|&k| k > 0).map_or(v, |k| k.min(v));
-        if keep_k < v {
-            self.keys.select_nth_unstable(keep_k - 1);
-            self.keys.truncate(keep_k);
-        }
-        self.keys.sort_unstable();
-        self.order.clear();
-        self.order.extend(self.keys.iter().map(|&k| k as u32));
-        let max = logits[self.order[0] as usize];
+        self.rank(logits, cfg.top_k.filter(|&k| k > 0).map_or(v, |k| k.min(v)));
+        let id = |key: u64| key as u32;
+        let max = logits[id(self.ranked[0]) as usize];
         self.probs.clear();
         self.probs.extend(
-            self.order
+            self.ranked
                 .iter()
-                .map(|&i| ((logits[i as usize] - max) / cfg.temperature).exp()),
+                .map(|&k| ((logits[id(k) as usize] - max) / cfg.temperature).exp()),
         );
         let total: f32 = self.probs.iter().sum();
         self.probs.iter_mut().for_each(|p| *p /= total);
@@ -150,18 +134,36 @@ impl Sampler {
                 }
             }
             self.probs.truncate(keep);
-            self.order.truncate(keep);
+            self.ranked.truncate(keep);
             let total: f32 = self.probs.iter().sum();
             self.probs.iter_mut().for_each(|p| *p /= total);
         }
         let mut r: f32 = rng.random();
-        for (&id, &p) in self.order.iter().zip(&self.probs) {
+        for (&k, &p) in self.ranked.iter().zip(&self.probs) {
             if r < p {
-                return id;
+                return id(k);
             }
             r -= p;
         }
-        *self.order.last().expect("at least one candidate")
+        id(*self.ranked.last().expect("at least one candidate"))
+    }
+
+    /// The `keep` (`1..=logits.len()`) most likely candidates into `self.ranked`, most likely
+    /// first, ties by id (for determinism): with top-k the `keep` are selected first and only
+    /// they are sorted.
+    fn rank(&mut self, logits: &[f32], keep: usize) {
+        self.ranked.clear();
+        self.ranked.extend(
+            logits
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| rank_key(l, i as u32)),
+        );
+        if keep < self.ranked.len() {
+            self.ranked.select_nth_unstable(keep - 1);
+            self.ranked.truncate(keep);
+        }
+        self.ranked.sort_unstable();
     }
 }
 
@@ -258,48 +260,6 @@ mod tests {
         );
     }
 
-    /// The sampler as first written: every candidate sorted by an indirect comparison.
-    fn reference_sample(logits: &mut [f32], cfg: &SamplingConfig, rng: &mut impl Rng) -> u32 {
-        let v = logits.len();
-        let mut order: Vec<u32> = (0..v as u32).collect();
-        order.sort_by(|&a, &b| {
-            logits[b as usize]
-                .total_cmp(&logits[a as usize])
-                .then(a.cmp(&b))
-        });
-        order.truncate(cfg.top_k.filter(|&k| k > 0).map_or(v, |k| k.min(v)));
-        let max = logits[order[0] as usize];
-        let mut probs: Vec<f32> = order
-            .iter()
-            .map(|&i| ((logits[i as usize] - max) / cfg.temperature).exp())
-            .collect();
-        let total: f32 = probs.iter().sum();
-        probs.iter_mut().for_each(|p| *p /= total);
-        if let Some(top_p) = cfg.top_p {
-            let mut cum = 0.0;
-            let mut keep = probs.len();
-            for (i, &p) in probs.iter().enumerate() {
-                cum += p;
-                if cum >= top_p {
-                    keep = i + 1;
-                    break;
-                }
-            }
-            probs.truncate(keep);
-            order.truncate(keep);
-            let total: f32 = probs.iter().sum();
-            probs.iter_mut().for_each(|p| *p /= total);
-        }
-        let mut r: f32 = rng.random();
-        for (&id, &p) in order.iter().zip(&probs) {
-            if r < p {
-                return id;
-            }
-            r -= p;
-        }
-        *order.last().unwrap()
-    }
-
     #[test]
     fn rank_keys_order_as_total_cmp_then_id() {
         let values = [
@@ -323,45 +283,28 @@ mod tests {
         }
     }
 
-    /// Same draws, token for token, as the full indirect sort: with and without top-k and
-    /// top-p, on logits with many ties (a vocabulary of 2048 quantised to 64 values).
+    /// The candidates in the order the sampler first ranked them in, every one sorted by an
+    /// indirect comparison, for every top-k; on logits with many ties (2048 ids quantised to 64
+    /// values) and the special values.
     #[test]
-    fn sampling_matches_the_full_sort() {
-        let logits: Vec<f32> = (0..2048u32)
+    fn ranking_matches_the_full_sort_for_every_k() {
+        let mut logits: Vec<f32> = (0..2048u32)
             .map(|i| ((i.wrapping_mul(2_654_435_761) >> 26) as f32 - 32.0) / 8.0)
             .collect();
-        for cfg in [
-            SamplingConfig::default(),
-            SamplingConfig {
-                top_k: Some(40),
-                ..Default::default()
-            },
-            SamplingConfig {
-                top_k: Some(1),
-                ..Default::default()
-            },
-            SamplingConfig {
-                temperature: 0.7,
-                top_p: Some(0.9),
-                ..Default::default()
-            },
-            SamplingConfig {
-                temperature: 1.3,
-                top_k: Some(200),
-                top_p: Some(0.5),
-                ..Default::default()
-            },
-        ] {
-            let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(5), ChaCha8Rng::seed_from_u64(5));
-            let mut s = Sampler::default();
-            for _ in 0..500 {
-                let want = reference_sample(&mut logits.clone(), &cfg, &mut a);
-                assert_eq!(
-                    s.sample(&mut logits.clone(), &[], &cfg, &mut b),
-                    want,
-                    "{cfg:?}"
-                );
-            }
+        logits[7] = f32::INFINITY;
+        logits[9] = f32::NEG_INFINITY;
+        logits[11] = -0.0;
+        let mut full: Vec<u32> = (0..logits.len() as u32).collect();
+        full.sort_by(|&a, &b| {
+            logits[b as usize]
+                .total_cmp(&logits[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut s = Sampler::default();
+        for keep in [1, 2, 40, 1000, 2047, 2048] {
+            s.rank(&logits, keep);
+            let ids: Vec<u32> = s.ranked.iter().map(|&k| k as u32).collect();
+            assert_eq!(ids, full[..keep], "top {keep}");
         }
     }
 

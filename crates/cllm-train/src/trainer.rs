@@ -191,27 +191,11 @@ pub fn run(req: Request, stop: &StopFlag) -> Result<Outcome, String> {
     }
     let split_before = (cfg.compute_workers, cfg.micro_batch);
     settle_parallelism(&mut cfg, &req, resume.is_some())?;
-    if resume.is_some() && !req.train.eval_only && split_before.0 > 0 {
-        // The batch is split over the computing workers (and their passes), and the
-        // gradients are summed in that grouping: another one rounds differently.
-        let passes = |m: Option<usize>| m.map_or(String::new(), |m| format!(" in passes of {m}"));
-        // Passes as large as the largest share are one pass.
-        let batch = cfg.hyper.batch_size;
-        let effective = |(workers, micro): (usize, Option<usize>)| {
-            (workers, micro.filter(|&m| m < batch.div_ceil(workers)))
-        };
-        let (workers, micro) = split_before;
-        if effective((cfg.compute_workers, cfg.micro_batch)) != effective(split_before) {
-            say!(
-                "note: this run computed on {workers} worker(s){} and goes on with {}{}: its \
-                 losses will agree with an uninterrupted run's to float rounding, not bit for \
-                 bit (--compute-workers {workers}{} keeps them identical)",
-                passes(micro),
-                cfg.compute_workers,
-                passes(cfg.micro_batch),
-                micro.map_or(String::new(), |m| format!(" --micro-batch {m}"))
-            );
-        }
+    if resume.is_some()
+        && !req.train.eval_only
+        && let Some(note) = split_change_note(split_before, &cfg)
+    {
+        say!("{note}");
     }
     cfg.matmul_precision.apply()?;
     if let Some(warning) = cfg.matmul_precision.speed_warning() {
@@ -360,6 +344,35 @@ fn resumed_config(r: &Resume, req: &Request) -> (RunConfig, PathBuf) {
         cfg.data.cache_dir = req.data.cache_dir.clone();
     }
     (cfg, req.out.clone().unwrap_or_else(|| r.run_dir.clone()))
+}
+
+/// What a resumed run says when its batch is now split otherwise than when it was saved:
+/// `before` is the checkpoint's (computing workers, micro-batch). The gradients are summed
+/// over the workers and their passes, so another grouping rounds differently; passes as large
+/// as the largest share are one pass.
+fn split_change_note(before: (usize, Option<usize>), cfg: &RunConfig) -> Option<String> {
+    let batch = cfg.hyper.batch_size;
+    let effective = |(workers, micro): (usize, Option<usize>)| {
+        (
+            workers,
+            micro.filter(|&m| m < batch.div_ceil(workers.max(1))),
+        )
+    };
+    let now = (cfg.compute_workers, cfg.micro_batch);
+    if before.0 == 0 || effective(now) == effective(before) {
+        return None;
+    }
+    let passes = |m: Option<usize>| m.map_or(String::new(), |m| format!(" in passes of {m}"));
+    let (workers, micro) = before;
+    Some(format!(
+        "note: this run computed on {workers} worker(s){} and goes on with {}{}: its losses will \
+         agree with an uninterrupted run's to float rounding, not bit for bit (--compute-workers \
+         {workers}{} keeps them identical)",
+        passes(micro),
+        now.0,
+        passes(now.1),
+        micro.map_or(String::new(), |m| format!(" --micro-batch {m}"))
+    ))
 }
 
 /// Threads, computing workers and pinning; and the model's shape checked, all before the data

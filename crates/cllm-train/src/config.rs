@@ -197,6 +197,13 @@ pub fn resolve_hyper(
             return Err(format!("{flag} must be a number >= 0, got {value}"));
         }
     }
+    if h.min_lr > h.learning_rate {
+        return Err(format!(
+            "--min-lr {} is above --learning-rate {}: the schedule decays from the learning rate \
+             down to the minimum (equal values keep it constant after the warm-up)",
+            h.min_lr, h.learning_rate
+        ));
+    }
     if !(0.0..1.0).contains(&h.dropout) {
         return Err(format!("--dropout must be in [0, 1), got {}", h.dropout));
     }

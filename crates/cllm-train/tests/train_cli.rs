@@ -925,6 +925,10 @@ fn too_small_a_corpus_and_bad_flags_are_clear_errors() {
         ),
         (&["--min-lr", "NaN"], "--min-lr must be a number >= 0"),
         (
+            &["--min-lr", "0.01", "--learning-rate", "0.001"],
+            "--min-lr 0.01 is above --learning-rate 0.001",
+        ),
+        (
             &["--keep-checkpoints", "0"],
             "--keep-checkpoints must be at least 1",
         ),

@@ -191,9 +191,9 @@ fn causal_softmax(
     });
 }
 
-/// Fused causal attention, forward and backward, both ways of computing its products
-/// ([`Products`]: f32 GEMM calls, bf16 GEMM calls where the CPU has AVX-512 BF16, direct
-/// loops), on the shapes of one layer of the presets (`tiny`: B = 2 sequences per worker,
+/// Fused causal attention, forward and backward, every way of computing its products
+/// ([`Products`]: f32 GEMM calls, direct f32 loops, and where the CPU has AVX-512 BF16 bf16
+/// GEMM calls and direct bf16 loops), on the shapes of one layer of the presets (`tiny`: B = 2 sequences per worker,
 /// T = 32, C = 32, 4 heads of 8; nanoGPT-cpu: B = 12, T = 64, C = 128, 4 heads of 32; medium;
 /// nanogpt-baby) and heads of 16 and 64 besides. Throughput in (batch, head) pairs per second.
 /// This is what `DIRECT_MAX_HEAD_BF16` was chosen from.
@@ -225,7 +225,8 @@ fn attention(c: &mut Criterion) {
             (Products::Direct, "direct", Precision::F32),
         ];
         if bf16 {
-            ways.insert(1, (Products::Gemm, "gemm-bf16", Precision::Bf16));
+            ways.push((Products::Gemm, "gemm-bf16", Precision::Bf16));
+            ways.push((Products::DirectBf16, "direct-bf16", Precision::Bf16));
         }
         for (products, way, precision) in ways {
             set_precision(precision).expect("checked above");

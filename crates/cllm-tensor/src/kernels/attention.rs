@@ -6,15 +6,18 @@
 //! attention probabilities `probs[B, NH, T, T]`. Each (batch, head) pair is computed on its
 //! own, reading the head's column blocks in place.
 //!
-//! Two ways to compute the per-head products ([`Products`]):
+//! Three ways to compute the per-head products ([`Products`]):
 //! - Register-tiled f32 loops (`attention/direct.rs`, the default): no per-call dispatch or
 //!   packing, which at these sizes cost more than the arithmetic. Row blocks stop at the
 //!   diagonal.
+//! - The same on bf16 pairs (`attention/direct_bf16.rs`) at bf16 matmul precision, with
+//!   AVX-512 BF16: each head's operands packed once, the bf16 GEMM backend's arithmetic (the
+//!   same bits as the GEMM calls below, at the presets' shapes). The faster way at bf16
+//!   precision for heads wider than [`DIRECT_MAX_HEAD_BF16`].
 //! - GEMM calls through [`matmul`], at the process's matmul precision, on causal blocks: the
 //!   `T x T` matrices are cut into [`BLOCK`]-row blocks, and row block `r` only involves key
 //!   columns `0 .. (r + 1) * BLOCK` (at `T = 64` 3/4 of the full score matrix, at `T = 256`
-//!   9/16). With bf16 products this is the faster way for heads wider than
-//!   [`DIRECT_MAX_HEAD_BF16`].
+//!   9/16). Kept as the reference the direct ways are tested and measured against.
 //!
 //! [`AttentionShape::products`] picks one. Entries above the diagonal are never used; the
 //! softmax writes exact zeros there. On this repository's machine the two f32 ways give the
@@ -22,6 +25,8 @@
 //! sizes, as the direct loops do); that is observed, not promised.
 
 mod direct;
+#[cfg(target_arch = "x86_64")]
+mod direct_bf16;
 
 use std::ops::Range;
 
@@ -82,14 +87,15 @@ impl AttentionShape {
     }
 
     /// How this shape's products are computed at the process's matmul [`precision`]: directly
-    /// ([`Products::Direct`], in f32), except at bf16 precision for heads wider than
-    /// [`DIRECT_MAX_HEAD_BF16`], where bf16 GEMM calls are the faster. The choice does not depend on the batch size, so a batch
-    /// split across workers computes every sequence the same way.
+    /// in f32 ([`Products::Direct`]), except at bf16 precision for heads wider than
+    /// [`DIRECT_MAX_HEAD_BF16`], directly on bf16 pairs ([`Products::DirectBf16`]). The choice
+    /// does not depend on the batch size, so a batch split across workers computes every
+    /// sequence the same way.
     pub fn products(&self) -> Products {
         if self.head_size() <= DIRECT_MAX_HEAD_BF16 || precision() == Precision::F32 {
             Products::Direct
         } else {
-            Products::Gemm
+            Products::DirectBf16
         }
     }
 
@@ -128,23 +134,27 @@ impl AttentionShape {
     }
 }
 
-/// Largest head size whose products [`AttentionShape::products`] computes directly at bf16
-/// matmul precision. One layer's forward and backward, one thread, on a Zen 4 core (`cargo
-/// bench -p cllm-tensor --bench main -- attention`, forward plus backward): direct f32 loops
-/// beat f32 GEMM calls at every measured shape (heads of 8 to 64, T of 32 to 256; 1.04-2.0x)
-/// and bf16 GEMM calls up to heads of 16; at 32 they are even, at 64 bf16 GEMM is 1.3-1.5x
-/// faster.
+/// Largest head size whose products [`AttentionShape::products`] computes with the f32
+/// direct loops at bf16 matmul precision; wider heads take the bf16 direct loops. One
+/// layer's forward and backward, one thread, on a Zen 4 core (`cargo bench -p cllm-tensor
+/// --bench main -- attention`): the bf16 direct loops beat bf16 GEMM calls at every measured
+/// shape (1.16-1.29x), and beat the f32 direct loops from heads of 32 (1.10-1.66x) but not
+/// at heads of 8 (tiny: 0.6-0.76x) or 16 at T = 64 (0.90-0.93x); in a nanoGPT-cpu step with
+/// 8 heads of 16 the two were even.
 pub const DIRECT_MAX_HEAD_BF16: usize = 16;
 
-/// How the per-head products of attention are computed. Both give the attention to rounding
-/// (their sums may run in different orders); each is deterministic and independent of the
-/// batch size.
+/// How the per-head products of attention are computed. All give the attention to rounding
+/// (the bf16 ways round the operands; sums may run in different orders); each is
+/// deterministic and independent of the batch size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Products {
     /// GEMM calls through [`matmul`] on the causal blocks, at the process's matmul precision.
     Gemm,
     /// Register-tiled f32 loops (`attention/direct.rs`), whatever the matmul precision.
     Direct,
+    /// Register-tiled loops on bf16 pairs (`attention/direct_bf16.rs`): the bf16 GEMM calls'
+    /// arithmetic without their per-call costs. Needs AVX-512 BF16 (panics without it).
+    DirectBf16,
 }
 
 /// `out = softmax(Q K^T / sqrt(HS), causal) V` per head; saves the probabilities in `probs`
@@ -201,6 +211,14 @@ pub fn attention_forward_with(
                 let kt = &kt[h * hs * t..][..hs * t];
                 let (o, q) = (&mut out[o..], &qkv[q..]);
                 direct::forward_head(o, pb, kt, q, t, c, hs, scale, head_dropout);
+                continue;
+            }
+            if products == Products::DirectBf16 {
+                let (o, q) = (&mut out[o..], &qkv[q..]);
+                #[cfg(target_arch = "x86_64")]
+                direct_bf16::forward_head(o, pb, q, t, c, hs, scale, head_dropout);
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable_bf16(o, q);
                 continue;
             }
             for (rows, end) in blocks(t) {
@@ -311,6 +329,14 @@ pub fn attention_backward_with(
                 direct::backward_head(dq, dp, vt, dov, qv, pb, t, c, hs, scale, head_dropout);
                 continue;
             }
+            if products == Products::DirectBf16 {
+                let (dq, qv, dov) = (&mut dqkv[q..], &qkv[q..], &dout[o..]);
+                #[cfg(target_arch = "x86_64")]
+                direct_bf16::backward_head(dq, dp, dov, qv, pb, t, c, hs, scale, head_dropout);
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable_bf16(dq, qv);
+                continue;
+            }
             for (rows, end) in blocks(t) {
                 // dP[rows, 0..end] = dO[rows] V[0..end]^T (the dropped probabilities' gradient
                 // with dropout)
@@ -374,6 +400,12 @@ pub fn attention_backward_with(
             }
         }
     }
+}
+
+/// [`Products::DirectBf16`] where there is no AVX-512 BF16 to run it.
+#[cfg(not(target_arch = "x86_64"))]
+fn unreachable_bf16(_: &mut [f32], _: &[f32]) {
+    panic!("bf16 attention needs AVX-512 BF16 (x86-64)");
 }
 
 /// Dropout on one (batch, head) pair's `T x T` probabilities: the sequence's mask, the index

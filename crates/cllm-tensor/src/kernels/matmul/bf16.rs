@@ -36,12 +36,11 @@
 //! `--example fma_peak` for the peaks).
 
 use std::arch::x86_64::{
-    __m256bh, __m256i, __m512bh, __m512i, _mm256_storeu_si256, _mm512_add_ps,
-    _mm512_castsi512_si256, _mm512_cvtepu16_epi32, _mm512_cvtne2ps_pbh, _mm512_cvtneps_pbh,
-    _mm512_dpbf16_ps, _mm512_extracti64x4_epi64, _mm512_loadu_ps, _mm512_loadu_si512,
-    _mm512_mask_storeu_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
-    _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_setzero_si512,
-    _mm512_slli_epi32, _mm512_storeu_si512,
+    __m256i, __m512bh, __m512i, _mm256_storeu_si256, _mm512_add_ps, _mm512_castsi512_si256,
+    _mm512_cvtne2ps_pbh, _mm512_dpbf16_ps, _mm512_extracti64x4_epi64, _mm512_loadu_ps,
+    _mm512_loadu_si512, _mm512_mask_storeu_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
+    _mm512_mul_ps, _mm512_permutexvar_epi16, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps,
+    _mm512_setzero_si512, _mm512_storeu_si512,
 };
 use std::cell::RefCell;
 
@@ -66,9 +65,10 @@ thread_local! {
     static PACKED: RefCell<(Vec<u32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Whether this CPU can run the backend (AVX-512 F and BF16).
+/// Whether this CPU can run the backend (AVX-512 F, BW and BF16).
 pub fn supported() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
         && std::arch::is_x86_feature_detected!("avx512bf16")
 }
 
@@ -114,7 +114,7 @@ pub(super) fn run(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32]) {
                             let out = &mut c[offset..];
                             assert!((rows - 1) * spec.ldc + cols <= out.len());
                             // SAFETY: `supported()` was asserted above, so the CPU has the
-                            // AVX-512 F and BF16 instructions the kernel is compiled for; the
+                            // AVX-512 F, BW and BF16 instructions the kernel is compiled for; the
                             // packed slices hold exactly `kp` pairs of MR and NR values, and
                             // the `rows x cols` block of `out` was checked just above.
                             unsafe {
@@ -283,9 +283,9 @@ fn transpose_pairs(columns: &[&[f32]; 16], kp: usize, dst: &mut [u32]) {
 /// Up to 32 values of `src` (zeros past its end) as 16 bf16 pairs.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F and BF16.
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn load_pairs(src: &[f32]) -> __m512i {
+/// The CPU must support AVX-512 F, BW and BF16.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(crate) unsafe fn load_pairs(src: &[f32]) -> __m512i {
     let lo = src.len().min(16);
     let hi = src.len().saturating_sub(16).min(16);
     // SAFETY: the masks cover elements `0..lo` and `16..16 + hi` of `src` only.
@@ -307,8 +307,8 @@ unsafe fn load_pairs(src: &[f32]) -> __m512i {
 }
 
 /// # Safety
-/// The CPU must support AVX-512 F and BF16; the bounds of [`transpose_pairs`] hold.
-#[target_feature(enable = "avx512f,avx512bf16")]
+/// The CPU must support AVX-512 F, BW and BF16; the bounds of [`transpose_pairs`] hold.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn transpose_pairs_avx512(columns: &[&[f32]; 16], kp: usize, dst: &mut [u32]) {
     for p0 in (0..kp).step_by(16) {
         // r[l] = pairs p0..p0+16 of column l.
@@ -324,13 +324,13 @@ unsafe fn transpose_pairs_avx512(columns: &[&[f32]; 16], kp: usize, dst: &mut [u
 }
 
 /// Lanes `0..n` of a 16-lane mask.
-fn lanes(n: usize) -> u16 {
+pub(crate) fn lanes(n: usize) -> u16 {
     if n >= 16 { !0 } else { (1u16 << n) - 1 }
 }
 
 /// # Safety
-/// The CPU must support AVX-512 F and BF16; `dst.len() == src.len().div_ceil(2)`.
-#[target_feature(enable = "avx512f,avx512bf16")]
+/// The CPU must support AVX-512 F, BW and BF16; `dst.len() == src.len().div_ceil(2)`.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn convert_adjacent_avx512(src: &[f32], dst: &mut [u32]) {
     for (i, d) in dst.chunks_mut(16).enumerate() {
         // SAFETY: the CPU has the features (this function's contract); `load_pairs` reads at
@@ -350,30 +350,43 @@ unsafe fn convert_adjacent_avx512(src: &[f32], dst: &mut [u32]) {
 /// 16 pairs from `even[i..]` and `odd[i..]` (lanes outside `mask` are 0).
 ///
 /// # Safety
-/// The CPU must support AVX-512 F and BF16; the masked lanes from `i` lie inside both slices.
-#[target_feature(enable = "avx512f,avx512bf16")]
+/// The CPU must support AVX-512 F, BW and BF16; the masked lanes from `i` lie inside both
+/// slices.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 #[inline]
-unsafe fn pairs(even: &[f32], odd: Option<&[f32]>, i: usize, mask: u16) -> __m512i {
-    // SAFETY: the caller's contract.
+pub(crate) unsafe fn pairs(even: &[f32], odd: Option<&[f32]>, i: usize, mask: u16) -> __m512i {
+    /// 16-bit lane `2l` of the result takes lane `l` of the converted evens, `2l + 1` lane
+    /// `l` of the odds (lanes `16..32` of the conversion).
+    const INTERLEAVE: [u16; 32] = {
+        let mut idx = [0u16; 32];
+        let mut l = 0;
+        while l < 16 {
+            idx[2 * l] = l as u16;
+            idx[2 * l + 1] = 16 + l as u16;
+            l += 1;
+        }
+        idx
+    };
+    // SAFETY: the caller's contract bounds the loads; `INTERLEAVE` is 64 bytes.
     unsafe {
         let load = |x: &[f32]| {
-            let v = if mask == !0 {
+            if mask == !0 {
                 _mm512_loadu_ps(x.as_ptr().add(i))
             } else {
                 _mm512_maskz_loadu_ps(mask, x.as_ptr().add(i))
-            };
-            _mm512_cvtepu16_epi32(as_m256i(_mm512_cvtneps_pbh(v)))
+            }
         };
-        match odd {
-            Some(odd) => _mm512_or_si512(load(even), _mm512_slli_epi32::<16>(load(odd))),
-            None => load(even),
-        }
+        let e = load(even);
+        let o = odd.map_or(_mm512_setzero_ps(), load);
+        // 32 bf16, the evens' 16 then the odds' (zeros without odds), then interleaved.
+        let idx = _mm512_loadu_si512(INTERLEAVE.as_ptr() as *const __m512i);
+        _mm512_permutexvar_epi16(idx, as_si(_mm512_cvtne2ps_pbh(o, e)))
     }
 }
 
 /// # Safety
-/// The CPU must support AVX-512 F and BF16; the bounds of [`spread_pairs`] hold.
-#[target_feature(enable = "avx512f,avx512bf16")]
+/// The CPU must support AVX-512 F, BW and BF16; the bounds of [`spread_pairs`] hold.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn spread_pairs_avx512(
     even: &[f32],
     odd: Option<&[f32]>,
@@ -402,8 +415,8 @@ unsafe fn spread_pairs_avx512(
 }
 
 /// # Safety
-/// The CPU must support AVX-512 F and BF16; the bounds of [`spread_row_pairs`] hold.
-#[target_feature(enable = "avx512f,avx512bf16")]
+/// The CPU must support AVX-512 F, BW and BF16; the bounds of [`spread_row_pairs`] hold.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn spread_row_pairs_avx512(
     even: &[f32],
     odd: Option<&[f32]>,
@@ -437,9 +450,9 @@ unsafe fn spread_row_pairs_avx512(
 /// `kp` packed pairs; `C[r, j]` is `c[r * ldc + j]`, and `C` is not read when `beta == 0`.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F and BF16. `a` holds `kp * MR` values, `b` holds `kp * NR`,
+/// The CPU must support AVX-512 F, BW and BF16. `a` holds `kp * MR` values, `b` holds `kp * NR`,
 /// and `(rows - 1) * ldc + cols <= c.len()` with `1 <= rows <= MR`, `1 <= cols <= NR`.
-#[target_feature(enable = "avx512f,avx512bf16")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_kernel<const BY_ROW: bool>(
     kp: usize,
@@ -496,7 +509,7 @@ unsafe fn tile_kernel<const BY_ROW: bool>(
 
 /// The same 512 bits read as 32 bf16 values.
 #[inline(always)]
-fn as_bh(x: __m512i) -> __m512bh {
+pub(crate) fn as_bh(x: __m512i) -> __m512bh {
     // SAFETY: both are plain 64-byte SIMD values; every bit pattern is a valid one of either.
     unsafe { std::mem::transmute::<__m512i, __m512bh>(x) }
 }
@@ -506,11 +519,4 @@ fn as_bh(x: __m512i) -> __m512bh {
 fn as_si(x: __m512bh) -> __m512i {
     // SAFETY: as in `as_bh`.
     unsafe { std::mem::transmute::<__m512bh, __m512i>(x) }
-}
-
-/// The same 256 bits read as integers.
-#[inline(always)]
-fn as_m256i(x: __m256bh) -> __m256i {
-    // SAFETY: as in `as_bh`, for 32-byte values.
-    unsafe { std::mem::transmute::<__m256bh, __m256i>(x) }
 }

@@ -16,7 +16,7 @@
 //! the lattice scheduler, never nested inside one of its workers.
 
 #[cfg(target_arch = "x86_64")]
-mod bf16;
+pub(crate) mod bf16;
 mod gemm;
 pub mod naive;
 pub mod peak;

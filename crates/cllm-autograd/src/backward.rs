@@ -120,9 +120,16 @@ impl Grads<'_> {
 
     /// The gradient of `out` (to read) and of `x` (to write, if `x` needs one).
     pub(crate) fn dy_dx(&mut self, out: ValId, x: ValId) -> (&[f32], Option<GradOut<'_>>) {
+        let (dy, dx) = self.dy_mut_dx(out, x);
+        (dy, dx)
+    }
+
+    /// [`Grads::dy_dx`] with `out`'s gradient writable: for an op that transforms it in place
+    /// (nothing reads an op's output gradient after the op's backward).
+    pub(crate) fn dy_mut_dx(&mut self, out: ValId, x: ValId) -> (&mut [f32], Option<GradOut<'_>>) {
         let ro = self.range(out);
         if !self.needs(x) {
-            return (&self.buf[ro], None);
+            return (&mut self.buf[ro], None);
         }
         let rx = self.range(x);
         let first = self.first_write(x);

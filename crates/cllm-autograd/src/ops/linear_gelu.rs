@@ -10,10 +10,10 @@
 
 use std::ops::Range;
 
-use cllm_tensor::kernels::elementwise::mul_forward;
+use cllm_tensor::kernels::elementwise::mul_in_place;
 use cllm_tensor::kernels::gelu::{gelu_forward_in_place, gelu_forward_in_place_saving_grad};
 
-use crate::backward::{Bufs, scratch};
+use crate::backward::Bufs;
 use crate::op::Op;
 use crate::ops::linear;
 use crate::val::{Val, ValId};
@@ -62,11 +62,12 @@ pub(crate) fn backward(
     let (n, k) = b.shape(x);
     let xv = b.value(x);
     let (wr, br) = (b.prange(w), bias.map(|p| b.prange(p)));
-    let (dy, dx) = b.grads.dy_dx(out, x);
+    let (dy, dx) = b.grads.dy_mut_dx(out, x);
     // The pre-activation's gradient, gelu'(pre) * dy: what GELU's backward would overwrite
-    // the pre-activation's gradient with.
-    let dpre = scratch(b.scratch, dy.len());
-    mul_forward(dpre, &b.aux[grad], dy);
+    // the pre-activation's gradient with. Computed over dy, which nothing reads after this
+    // op: in memory the backward has just written, not in another buffer.
+    mul_in_place(dy, &b.aux[grad]);
+    let dpre = &*dy;
     let grads = linear::Grads {
         dx,
         pgrads: b.pgrads,

@@ -31,6 +31,16 @@ pub fn mul_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
     }
 }
 
+/// `x *= y` in place: [`mul_forward`]'s values (`x * y`) without a second buffer.
+/// Shapes: both `[N]`.
+#[multiversion(targets("x86_64+avx2+fma"))]
+pub fn mul_in_place(x: &mut [f32], y: &[f32]) {
+    assert_eq!(x.len(), y.len(), "mul: length mismatch");
+    for (v, &w) in x.iter_mut().zip(y) {
+        *v *= w;
+    }
+}
+
 /// `da += dout * b; db += dout * a`. Shapes: all `[N]`.
 #[multiversion(targets("x86_64+avx2+fma"))]
 pub fn mul_backward(da: &mut [f32], db: &mut [f32], dout: &[f32], a: &[f32], b: &[f32]) {

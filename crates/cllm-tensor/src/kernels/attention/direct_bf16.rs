@@ -166,7 +166,7 @@ fn forward_avx512(
     // O = P V: row block `i0..` stops at its last row's diagonal.
     let rows = d.rows_hs;
     row_pairs(pv, t, t, |i| block_end(i, rows, t), pr, d.tp);
-    col_pairs(&qkv[2 * c..], ld, t, hs, vc, d.hw);
+    col_pairs(&qkv[2 * c..], ld, t, |_| hs, vc, d.hw);
     let below = |i0: usize, n: usize| (0..(i0 + n).div_ceil(2), hs);
     let p = PairsA::by_rows(pr, d.tp);
     product(p, vc, d.hw, out, c, t, rows, below, 1.0, false);
@@ -237,8 +237,8 @@ fn backward_avx512(
     // dV += P^T dO: key `j` takes the queries from `j` on (pairs from `j / 2`).
     let rows = d.rows_hs;
     let from_diagonal = |j0: usize, _: usize| (j0 / 2..d.tp, hs);
-    col_pairs(pv, t, t, t, pc, d.tw);
-    col_pairs(dout, c, t, hs, doc, d.hw);
+    col_pairs(pv, t, t, |q| causal_pair_cols(q, t), pc, d.tw);
+    col_pairs(dout, c, t, |_| hs, doc, d.hw);
     let pt = PairsA::by_pairs(pc, d.tw);
     product(
         pt,
@@ -255,13 +255,13 @@ fn backward_avx512(
     softmax_backward(dp, probs, t, Mask::Causal(t)); // dS
     // dQ += scale dS K
     row_pairs(dp, t, t, |i| block_end(i, rows, t), dsr, d.tp);
-    col_pairs(&qkv[c..], ld, t, hs, kc, d.hw);
+    col_pairs(&qkv[c..], ld, t, |_| hs, kc, d.hw);
     let below = |i0: usize, n: usize| (0..(i0 + n).div_ceil(2), hs);
     let ds = PairsA::by_rows(dsr, d.tp);
     product(ds, kc, d.hw, dqkv, ld, t, rows, below, scale, true);
     // dK += scale dS^T Q (dS's column pairs reuse P's buffer)
-    col_pairs(dp, t, t, t, pc, d.tw);
-    col_pairs(qkv, ld, t, hs, qc, d.hw);
+    col_pairs(dp, t, t, |q| causal_pair_cols(q, t), pc, d.tw);
+    col_pairs(qkv, ld, t, |_| hs, qc, d.hw);
     let dst = PairsA::by_pairs(pc, d.tw);
     product(
         dst,
@@ -521,29 +521,43 @@ fn row_pairs(
 }
 
 /// `dst[q * ldd + j]` = the bf16 pair (`src[2q * lds + j]`, `src[(2q + 1) * lds + j]`, or 0
-/// past `rows`) for `q < rows.div_ceil(2)`, `j < cols`; 0 for `cols <= j < ldd` (`ldd` whole
-/// vectors).
+/// past `rows`) for `q < rows.div_ceil(2)`, `j < width(q)`, and 0 from there to the end of
+/// the vector (`width(q) <= ldd`, `ldd` whole vectors); the rest of each row is not written.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-fn col_pairs(src: &[f32], lds: usize, rows: usize, cols: usize, dst: &mut [u32], ldd: usize) {
-    assert!(ldd.is_multiple_of(LANES) && cols <= ldd);
+fn col_pairs(
+    src: &[f32],
+    lds: usize,
+    rows: usize,
+    width: impl Fn(usize) -> usize,
+    dst: &mut [u32],
+    ldd: usize,
+) {
+    assert!(ldd.is_multiple_of(LANES));
     for q in 0..rows.div_ceil(2) {
+        let cols = width(q);
+        assert!(cols <= ldd);
         let even = &src[2 * q * lds..][..cols];
         let odd = (2 * q + 1 < rows).then(|| &src[(2 * q + 1) * lds..][..cols]);
-        let out = &mut dst[q * ldd..][..ldd];
-        for j in (0..ldd).step_by(LANES) {
-            // SAFETY: this function has `pairs`'s target features; lanes `0..cols - j` from `j < cols`
-            // lie inside `even` and `odd` (both `cols` long); the store covers
-            // `out[j..j + 16]`, inside `out` as `ldd` is whole vectors.
+        let out = &mut dst[q * ldd..][..cols.next_multiple_of(LANES)];
+        for j in (0..cols).step_by(LANES) {
+            // SAFETY: this function has `pairs`'s target features; lanes `0..cols - j` from
+            // `j < cols` lie inside `even` and `odd` (both `cols` long); the store covers
+            // `out[j..j + 16]`, inside `out` (whole vectors).
             unsafe {
-                let v = if j < cols {
-                    pairs(even, odd, j, lanes(cols - j))
-                } else {
-                    _mm512_setzero_si512()
-                };
+                let v = pairs(even, odd, j, lanes(cols - j));
                 _mm512_storeu_si512(out[j..].as_mut_ptr() as *mut __m512i, v);
             }
         }
     }
+}
+
+/// The columns of pair row `q` of a causal `T x T` matrix's column pairs that the products by
+/// pairs read, at most `t`: a block of keys `j0..j0 + R` (`j0` a multiple of `R`, 4 or 8)
+/// reads pair rows from `j0 / 2` on, so pair row `q` is read at `j < 2q + R`, which
+/// `2q + 2` rounded up to whole vectors covers. Further right lie zeros (past the diagonal)
+/// that no product reads.
+fn causal_pair_cols(q: usize, t: usize) -> usize {
+    (2 * q + 2).next_multiple_of(LANES).min(t)
 }
 
 /// `dst[q * ldd + r]` = the bf16 pair (`src[r * lds + 2q]`, `src[r * lds + 2q + 1]`) for

@@ -138,9 +138,9 @@ impl AttentionShape {
 /// direct loops at bf16 matmul precision; wider heads take the bf16 direct loops. One
 /// layer's forward and backward, one thread, on a Zen 4 core (`cargo bench -p cllm-tensor
 /// --bench main -- attention`): the bf16 direct loops beat bf16 GEMM calls at every measured
-/// shape (1.16-1.29x), and beat the f32 direct loops from heads of 32 (1.10-1.66x) but not
-/// at heads of 8 (tiny: 0.6-0.76x) or 16 at T = 64 (0.90-0.93x); in a nanoGPT-cpu step with
-/// 8 heads of 16 the two were even.
+/// shape (1.16-1.52x), and the f32 direct loops at heads of 32 and 64 (1.10-1.66x) but not at
+/// heads of 8 (tiny: 0.58-0.76x); at heads of 16 they lose at T = 64 (0.90-0.93x) and win at
+/// T = 256 (1.09-1.14x). In a nanoGPT-cpu step with 8 heads of 16 the two were even.
 pub const DIRECT_MAX_HEAD_BF16: usize = 16;
 
 /// How the per-head products of attention are computed. All give the attention to rounding

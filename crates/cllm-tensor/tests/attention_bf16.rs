@@ -61,7 +61,7 @@ fn assert_same_bits(x: &[f32], y: &[f32], what: &str) {
 
 /// The presets' head shapes (nanoGPT-cpu and medium: heads of 32 at T = 64 and 128;
 /// nanoGPT-baby: 64 at 256), and odd ones: T not a multiple of 16 or 2, heads of 24 and 40
-/// (pairs past a vector), a head of 8.
+/// (pairs past a vector), a head of 8, and heads of 15 (a pair cut short).
 fn shapes() -> Vec<AttentionShape> {
     [
         (64, 128, 4),
@@ -71,6 +71,7 @@ fn shapes() -> Vec<AttentionShape> {
         (70, 120, 3),
         (17, 16, 2),
         (5, 80, 2),
+        (9, 45, 3),
     ]
     .into_iter()
     .map(|(t, c, nh)| AttentionShape { b: 2, t, c, nh })

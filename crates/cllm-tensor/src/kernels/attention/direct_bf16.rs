@@ -28,17 +28,17 @@
 
 use std::arch::x86_64::{
     __m512, __m512bh, __m512i, _mm512_add_ps, _mm512_dpbf16_ps, _mm512_loadu_si512,
-    _mm512_mask_storeu_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
-    _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_setzero_si512,
-    _mm512_storeu_si512,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_set1_epi32, _mm512_set1_ps,
+    _mm512_setzero_ps, _mm512_storeu_si512,
 };
 use std::cell::RefCell;
 use std::ops::Range;
 
 use super::HeadDropout;
-use crate::kernels::matmul::bf16::{as_bh, lanes, load_pairs, pairs};
+use crate::kernels::matmul::bf16::{
+    as_bh, convert_adjacent_avx512, lanes, pairs, transpose_pairs_avx512,
+};
 use crate::kernels::softmax::{Mask, softmax_backward, softmax_forward};
-use crate::kernels::transpose16::transpose_16x16;
 
 /// `f32` lanes per vector register.
 const LANES: usize = 16;
@@ -508,15 +508,8 @@ fn row_pairs(
     for r in 0..rows {
         let row = &src[r * lds..][..width(r)];
         let out = &mut dst[r * ldd..][..row.len().div_ceil(2)];
-        for (i, d) in out.chunks_mut(LANES).enumerate() {
-            // SAFETY: this function has the target features `load_pairs` needs; it reads at
-            // most the 32 values of `row` from `32 * i` (zeros past its end), and the masked
-            // store writes `d` only.
-            unsafe {
-                let v = load_pairs(&row[2 * LANES * i..]);
-                _mm512_mask_storeu_epi32(d.as_mut_ptr() as *mut i32, lanes(d.len()), v);
-            }
-        }
+        // SAFETY: this function has the target features; `out` holds `row`'s pairs exactly.
+        unsafe { convert_adjacent_avx512(row, out) };
     }
 }
 
@@ -574,28 +567,19 @@ fn transposed_pairs(
 ) {
     let pairs_per_row = cols.div_ceil(2);
     assert!(ldd.is_multiple_of(LANES) && rows <= ldd);
-    assert!(dst.len() >= pairs_per_row * ldd);
+    assert!(pairs_per_row == 0 || (pairs_per_row - 1) * ldd + ldd <= dst.len());
     for r0 in (0..ldd).step_by(LANES) {
-        for q0 in (0..pairs_per_row).step_by(LANES) {
-            let mut block = [_mm512_setzero_si512(); LANES];
-            for (l, v) in block.iter_mut().enumerate() {
-                let r = r0 + l;
-                let row = if r < rows {
-                    &src[r * lds..][..cols]
-                } else {
-                    &[]
-                };
-                // SAFETY: this function has `load_pairs`'s target features; it reads at most
-                // 32 values of the row from `2 * q0` (zeros past its end; a row past `rows` is
-                // empty, all zeros).
-                *v = unsafe { load_pairs(row.get(2 * q0..).unwrap_or(&[])) };
+        let columns: [&[f32]; LANES] = std::array::from_fn(|l| {
+            let r = r0 + l;
+            if r < rows {
+                &src[r * lds..][..cols]
+            } else {
+                &[]
             }
-            let out = transpose_16x16(block);
-            for (q, v) in out.iter().enumerate().take(pairs_per_row - q0) {
-                let d = &mut dst[(q0 + q) * ldd + r0..][..LANES];
-                // SAFETY: `d` holds 16 values (bounds-checked above); unaligned store.
-                unsafe { _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, *v) };
-            }
-        }
+        });
+        // SAFETY: this function has the target features; every column holds at most `cols
+        // <= 2 * pairs_per_row` values, and `(pairs_per_row - 1) * ldd + 16 <= dst.len() -
+        // r0` as `r0 + 16 <= ldd` (asserted above).
+        unsafe { transpose_pairs_avx512(&columns, pairs_per_row, &mut dst[r0..], ldd) };
     }
 }

@@ -277,7 +277,7 @@ fn transpose_pairs(columns: &[&[f32]; 16], kp: usize, dst: &mut [u32]) {
     assert!(kp == 0 || (kp - 1) * NR + 16 <= dst.len());
     assert!(columns.iter().all(|c| c.len() <= 2 * kp));
     // SAFETY: `run` asserted `supported()` before packing; the bounds are checked above.
-    unsafe { transpose_pairs_avx512(columns, kp, dst) }
+    unsafe { transpose_pairs_avx512(columns, kp, dst, NR) }
 }
 
 /// Up to 32 values of `src` (zeros past its end) as 16 bf16 pairs.
@@ -285,7 +285,7 @@ fn transpose_pairs(columns: &[&[f32]; 16], kp: usize, dst: &mut [u32]) {
 /// # Safety
 /// The CPU must support AVX-512 F, BW and BF16.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-pub(crate) unsafe fn load_pairs(src: &[f32]) -> __m512i {
+unsafe fn load_pairs(src: &[f32]) -> __m512i {
     let lo = src.len().min(16);
     let hi = src.len().saturating_sub(16).min(16);
     // SAFETY: the masks cover elements `0..lo` and `16..16 + hi` of `src` only.
@@ -306,19 +306,34 @@ pub(crate) unsafe fn load_pairs(src: &[f32]) -> __m512i {
     }
 }
 
+/// `dst[p * stride + l]` = the bf16 pair (`columns[l][2p]`, `columns[l][2p + 1]`) for
+/// `p < kp`, `l < 16`; 0 where `columns[l]` is shorter (an empty slice gives a column of
+/// zeros): 16 columns' pairs, transposed 16 x 16 at a time.
+///
 /// # Safety
-/// The CPU must support AVX-512 F, BW and BF16; the bounds of [`transpose_pairs`] hold.
+/// The CPU must support AVX-512 F, BW and BF16; `kp == 0 || (kp - 1) * stride + 16 <=
+/// dst.len()`, and no column is longer than `2 * kp`.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn transpose_pairs_avx512(columns: &[&[f32]; 16], kp: usize, dst: &mut [u32]) {
+pub(crate) unsafe fn transpose_pairs_avx512(
+    columns: &[&[f32]; 16],
+    kp: usize,
+    dst: &mut [u32],
+    stride: usize,
+) {
     for p0 in (0..kp).step_by(16) {
-        // r[l] = pairs p0..p0+16 of column l.
-        // SAFETY: the CPU has the features (this function's contract).
-        let r: [__m512i; 16] =
-            std::array::from_fn(|l| unsafe { load_pairs(columns[l].get(2 * p0..).unwrap_or(&[])) });
+        // r[l] = pairs p0..p0+16 of column l (a loop, not a closure, so that `load_pairs`
+        // inlines with this function's target features).
+        let mut r = [_mm512_setzero_si512(); 16];
+        for (v, column) in r.iter_mut().zip(columns) {
+            // SAFETY: the CPU has the features (this function's contract); `load_pairs` reads
+            // at most 32 values of the column from `2 * p0` (zeros past its end).
+            *v = unsafe { load_pairs(column.get(2 * p0..).unwrap_or(&[])) };
+        }
         let out = transpose16::transpose_16x16(r);
         for (q, v) in out.iter().enumerate().take(kp - p0) {
-            // SAFETY: `(p0 + q) * NR + 16 <= dst.len()` as `p0 + q < kp` (checked bound).
-            unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add((p0 + q) * NR) as *mut __m512i, *v) };
+            let at = (p0 + q) * stride;
+            // SAFETY: `at + 16 <= dst.len()` as `p0 + q < kp` (the contract).
+            unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(at) as *mut __m512i, *v) };
         }
     }
 }
@@ -328,10 +343,13 @@ pub(crate) fn lanes(n: usize) -> u16 {
     if n >= 16 { !0 } else { (1u16 << n) - 1 }
 }
 
+/// `dst[p]` = the bf16 pair (`src[2p]`, `src[2p + 1]`) (0 past the end of an odd `src`): a row
+/// paired along itself.
+///
 /// # Safety
 /// The CPU must support AVX-512 F, BW and BF16; `dst.len() == src.len().div_ceil(2)`.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn convert_adjacent_avx512(src: &[f32], dst: &mut [u32]) {
+pub(crate) unsafe fn convert_adjacent_avx512(src: &[f32], dst: &mut [u32]) {
     for (i, d) in dst.chunks_mut(16).enumerate() {
         // SAFETY: the CPU has the features (this function's contract); `load_pairs` reads at
         // most the 32 values of `src` from `32 * i`, and the store covers `d` only (16 lanes,

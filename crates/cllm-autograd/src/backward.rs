@@ -113,6 +113,19 @@ impl Grads<'_> {
         self.vals[v.index()].needs_grad
     }
 
+    /// Whether `x`'s gradient is `out`'s span, handed over by the plan (an add's input).
+    pub(crate) fn shares_span(&self, out: ValId, x: ValId) -> bool {
+        self.needs(x) && self.at[x.index()] == self.at[out.index()]
+    }
+
+    /// Marks `x`'s gradient, which holds `out`'s gradient already (it is `out`'s span, see
+    /// [`Grads::shares_span`]), as written.
+    pub(crate) fn take_over(&mut self, out: ValId, x: ValId) {
+        debug_assert!(self.shares_span(out, x));
+        let first = self.first_write(x);
+        debug_assert!(first, "a handed-over gradient is its value's first write");
+    }
+
     /// Marks `v`'s gradient written and says whether it was not before.
     fn first_write(&mut self, v: ValId) -> bool {
         !std::mem::replace(&mut self.written[v.index()], true)

@@ -6,7 +6,10 @@
 //! it. The plan walks the ops backwards as [`crate::backward::run`] does: before an op, its
 //! inputs' gradients get spans (if they have none yet); after it, its output's gradient is
 //! dead and its span goes back to the pool. So an op's output gradient and its inputs'
-//! gradients never share memory, and of all the gradients only those of a block or two of a
+//! gradients never share memory (one exception: an add passes its output's gradient on
+//! unchanged, so its first input, if this add is that input's first writer, takes over the
+//! output's span instead of getting a copy in a new one), and of all the gradients only
+//! those of a block or two of a
 //! network are live at once: in a transformer the pool is a fraction of the forward values'
 //! size, and backward writes into memory it has just used, in cache, rather than into a
 //! gradient buffer as large as the whole forward pass. Spans are whole multiples of 64 bytes
@@ -54,14 +57,31 @@ pub(crate) fn plan(
         grad_at[loss] = pool.take(vals[loss].len());
     }
     for op in ops.iter().rev() {
+        let out = op.output().index();
+        // An add passes its output's gradient on unchanged: an input it is the first to write
+        // takes over the output's span (dead after this op) instead of a copy in a new one.
+        let mut handed_over = false;
+        if let Op::Add { a, b, .. } = *op {
+            let (v, o) = (&vals[a.index()], &vals[out]);
+            let takes_over = a != b
+                && v.needs_grad
+                && !v.leaf
+                && !placed(grad_at[a.index()])
+                && !o.leaf
+                && placed(grad_at[out])
+                && v.len() == o.len();
+            if takes_over {
+                grad_at[a.index()] = grad_at[out];
+                handed_over = true;
+            }
+        }
         for x in op.inputs().into_iter().flatten() {
             let v = &vals[x.index()];
             if v.needs_grad && !v.leaf && !placed(grad_at[x.index()]) {
                 grad_at[x.index()] = pool.take(v.len());
             }
         }
-        let out = op.output().index();
-        if !vals[out].leaf && placed(grad_at[out]) {
+        if !vals[out].leaf && placed(grad_at[out]) && !handed_over {
             pool.give_back(grad_at[out], vals[out].len());
         }
     }
@@ -177,13 +197,31 @@ mod tests {
         let live: Vec<usize> = (0..vals.len())
             .filter(|&v| !vals[v].leaf && vals[v].needs_grad && first[v] != usize::MAX)
             .collect();
+        // Adds whose first input took over the output's span: the two gradients are one
+        // (the input's is the output's, passed on), live together only at that add.
+        let handed: Vec<(usize, usize)> = ops
+            .iter()
+            .filter_map(|op| match *op {
+                Op::Add { a, out, .. } if tape.grad_at[a.index()] == tape.grad_at[out.index()] => {
+                    Some((a.index(), out.index()))
+                }
+                _ => None,
+            })
+            .collect();
+        // Every block's residual add but the first, whose `x` is the input (inputs keep their
+        // own gradients); `add(h, h)` cannot (both inputs are one value).
+        assert_eq!(handed.len(), 5, "the residual adds hand their spans over");
+        for &(a, out) in &handed {
+            assert_eq!(first[a], last[out], "handed over at the add itself");
+        }
         for &a in &live {
             assert_ne!(
                 tape.grad_at[a], UNPLACED,
                 "value {a} was written but not placed"
             );
             for &b in &live {
-                let overlap_in_time = a != b && first[a] <= last[b] && first[b] <= last[a];
+                let one = handed.contains(&(a, b)) || handed.contains(&(b, a));
+                let overlap_in_time = a != b && !one && first[a] <= last[b] && first[b] <= last[a];
                 let (sa, sb) = (span(a), span(b));
                 if overlap_in_time {
                     assert!(

@@ -86,13 +86,28 @@ pub(crate) fn add_backward(bufs: &mut Bufs, a: ValId, b: ValId, out: ValId) {
         }
         return;
     }
+    // The plan may have handed `out`'s gradient span to `a` (`crate::grad_plan`): it holds
+    // `a`'s gradient already, and only `b` needs writing.
+    if bufs.grads.shares_span(out, a) {
+        bufs.grads.take_over(out, a);
+        let (dy, db) = bufs.grads.dy_dx(out, b);
+        if let Some(d) = db {
+            pass_on(d, dy);
+        }
+        return;
+    }
     let (dy, da, db) = bufs.grads.dy_da_db(out, a, b);
     for d in [da, db].into_iter().flatten() {
-        if d.first {
-            d.buf.copy_from_slice(dy);
-        } else {
-            k::accumulate(d.buf, dy);
-        }
+        pass_on(d, dy);
+    }
+}
+
+/// `d = dy` (its first write) or `d += dy`.
+fn pass_on(d: GradOut, dy: &[f32]) {
+    if d.first {
+        d.buf.copy_from_slice(dy);
+    } else {
+        k::accumulate(d.buf, dy);
     }
 }
 

@@ -216,7 +216,10 @@ pub fn attention_forward_with(
             if products == Products::DirectBf16 {
                 let (o, q) = (&mut out[o..], &qkv[q..]);
                 #[cfg(target_arch = "x86_64")]
-                direct_bf16::forward_head(o, pb, q, t, c, hs, scale, head_dropout);
+                {
+                    let head = direct_bf16::Head { t, c, hs, scale };
+                    direct_bf16::forward_head(o, pb, q, head, head_dropout);
+                }
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable_bf16(o, q);
                 continue;
@@ -332,7 +335,10 @@ pub fn attention_backward_with(
             if products == Products::DirectBf16 {
                 let (dq, qv, dov) = (&mut dqkv[q..], &qkv[q..], &dout[o..]);
                 #[cfg(target_arch = "x86_64")]
-                direct_bf16::backward_head(dq, dp, dov, qv, pb, t, c, hs, scale, head_dropout);
+                {
+                    let head = direct_bf16::Head { t, c, hs, scale };
+                    direct_bf16::backward_head(dq, dp, dov, qv, pb, head, head_dropout);
+                }
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable_bf16(dq, qv);
                 continue;

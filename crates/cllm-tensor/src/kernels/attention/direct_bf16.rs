@@ -82,13 +82,17 @@ impl Dims {
     }
 }
 
-/// A head's sizes and score scale, as the passes take them.
-#[derive(Clone, Copy)]
-struct Head {
-    t: usize,
-    c: usize,
-    hs: usize,
-    scale: f32,
+/// A head's sizes and score scale.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Head {
+    /// Sequence length `T`.
+    pub(super) t: usize,
+    /// Model width `C` (`qkv` rows hold `3C` values, `out` rows `C`).
+    pub(super) c: usize,
+    /// Head size `HS`.
+    pub(super) hs: usize,
+    /// The scores' scale, `1 / sqrt(HS)`.
+    pub(super) scale: f32,
 }
 
 /// Output rows per register block of the score products (`T x T`, up to four vectors wide).
@@ -115,23 +119,19 @@ fn with_packed<const N: usize, R>(lens: [usize; N], f: impl FnOnce([&mut [u32]; 
 
 /// One (batch, head) pair of the forward pass: [`super::direct::forward_head`]'s contract,
 /// without the transposed keys (packed here).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn forward_head(
     out: &mut [f32],
     probs: &mut [f32],
     qkv: &[f32],
-    t: usize,
-    c: usize,
-    hs: usize,
-    scale: f32,
+    head: Head,
     dropout: Option<HeadDropout>,
 ) {
     assert!(supported(), "bf16 attention needs AVX-512 BF16");
-    let d = Dims::new(t, hs);
+    let (t, d) = (head.t, Dims::new(head.t, head.hs));
     let lens = [t * d.hp, d.hp * d.tw, t * d.tp, d.tp * d.hw];
     with_packed(lens, |packed| {
         // SAFETY: `supported()` was asserted above.
-        unsafe { forward_avx512(packed, Head { t, c, hs, scale }, out, probs, qkv, dropout) }
+        unsafe { forward_avx512(packed, head, out, probs, qkv, dropout) }
     });
 }
 
@@ -174,21 +174,17 @@ fn forward_avx512(
 
 /// One (batch, head) pair of the backward pass, accumulating into `dqkv`:
 /// [`super::direct::backward_head`]'s contract, without the transposed values (packed here).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn backward_head(
     dqkv: &mut [f32],
     dp: &mut [f32],
     dout: &[f32],
     qkv: &[f32],
     probs: &[f32],
-    t: usize,
-    c: usize,
-    hs: usize,
-    scale: f32,
+    head: Head,
     dropout: Option<HeadDropout>,
 ) {
     assert!(supported(), "bf16 attention needs AVX-512 BF16");
-    let d = Dims::new(t, hs);
+    let (t, d) = (head.t, Dims::new(head.t, head.hs));
     let (by_t, by_hs) = (t * d.hp, d.tp * d.hw);
     let lens = [
         by_t,
@@ -200,7 +196,6 @@ pub(super) fn backward_head(
         by_hs,
     ];
     with_packed(lens, |packed| {
-        let head = Head { t, c, hs, scale };
         // SAFETY: `supported()` was asserted above.
         unsafe { backward_avx512(packed, head, dqkv, dp, dout, qkv, probs, dropout) }
     });
